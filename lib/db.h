@@ -1,0 +1,24 @@
+/*
+ * PostgreSQL through libpq: connecting, and writing invoices with COPY.
+ */
+#ifndef INV_DB_H
+#define INV_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "invoice.h"
+
+const char	*inv_db_url(const char *);
+int		 inv_db_url_check(const char *, char *, size_t);
+PGconn		*inv_db_connect(const char *, char *, size_t);
+int		 inv_db_reserve_ids(PGconn *, int, int64_t *, char *, size_t);
+int		 inv_db_insert(PGconn *, const struct inv_invoice *, int,
+		    char *, size_t);
+int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
+		    size_t);
+int		 inv_db_gone(PGconn *);
+
+#endif

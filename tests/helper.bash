@@ -1,0 +1,52 @@
+# Shared by every bats file. tests/run has started a private PostgreSQL
+# and Redis and exported DATABASE_URL and REDIS_URL for them.
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+for d in "$ROOT"/cmd/*/; do PATH=$d:$PATH; done
+export PATH
+
+if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
+	echo "run the tests through 'make check' or tests/run" >&2
+	exit 1
+fi
+REDIS_SOCK=${REDIS_URL#unix://}
+
+# psql on the test database: unaligned, tuples only, stop on error.
+db() { psql "$DATABASE_URL" -X -q -tA -v ON_ERROR_STOP=1 "$@"; }
+db_reset() { db -c 'TRUNCATE invoices RESTART IDENTITY'; }
+rcli() { redis-cli -s "$REDIS_SOCK" "$@"; }
+redis_reset() { rcli FLUSHALL >/dev/null; }
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	local limit=$1 i=0
+	shift
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -ge $((limit * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# Stop and start the test servers, for fault tests.
+pg_down() { sh "$ROOT/tests/servers" pgstop "$INV_SERVERS_DIR"; }
+pg_up() { sh "$ROOT/tests/servers" pgstart "$INV_SERVERS_DIR" 3>&-; }
+redis_down() { sh "$ROOT/tests/servers" redisstop "$INV_SERVERS_DIR"; }
+redis_up() { sh "$ROOT/tests/servers" redisstart "$INV_SERVERS_DIR" 3>&-; }
+
+# The invoices in the database, one line each, in the same shape as
+# lines_of does for NDJSON, so the two compare with diff.
+db_rows() {
+	db -F ' ' -c "SELECT id, invoice_number,
+	    to_char(invoice_date AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+	    subtotal, vat_amount, total_amount, seller_name || '|' || buyer_name
+	    FROM invoices ORDER BY id"
+}
+# The same fields from NDJSON invoice lines, amounts as written.
+lines_of() {
+	jq -r '[.id, .invoice_number, .invoice_date] | @tsv' "$1" | tr '\t' ' ' > "$1.a"
+	sed -E 's/.*"subtotal":([0-9.]+),"vat_amount":([0-9.]+),"total_amount":([0-9.]+)}$/\1 \2 \3/' "$1" > "$1.b"
+	jq -r '.seller_name + "|" + .buyer_name' "$1" > "$1.c"
+	paste -d ' ' "$1.a" "$1.b" "$1.c" | sort -n
+	rm -f "$1.a" "$1.b" "$1.c"
+}
