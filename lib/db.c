@@ -14,6 +14,7 @@
 #include "util.h"
 
 static char last_state[6];
+static const char *pending_then;
 
 /* Keep the SQLSTATE of a failed result, for inv_db_gone(). */
 static void
@@ -178,18 +179,22 @@ copy_escape(const char *s, char *out)
 }
 
 /*
- * Insert n invoices (ids already set) in one COPY, which is one
- * transaction: either every row is committed or none is.
+ * Insert n invoices (ids already set) with one COPY. Without a "then"
+ * statement the COPY is its own transaction; with one, the COPY and that
+ * statement commit together. Either every row is committed or none is.
+ * inv_db_insert_send starts it and returns while the server works, so
+ * the caller can prepare the next batch; inv_db_insert_wait collects
+ * the outcome.
  */
 int
-inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n, char *err,
-    size_t size)
+inv_db_insert_send(PGconn *db, const struct inv_invoice *iv, int n,
+    const char *then, char *err, size_t size)
 {
 	static char *buf;
 	static size_t cap;
 	size_t need = (size_t)n * (INV_LINE_MAX * 2), len = 0;
 	PGresult *res;
-	int i, ok;
+	int i;
 
 	if (need > cap) {
 		free(buf);
@@ -216,6 +221,19 @@ inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n, char *err,
 		    inv_money_format(iv[i].vat, b, sizeof(b)),
 		    inv_money_format(iv[i].total, c, sizeof(c)));
 	}
+	last_state[0] = '\0';
+	pending_then = then;
+	if (then != NULL) {
+		res = PQexec(db, "BEGIN");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			seterr(err, size, "cannot insert invoices",
+			    PQerrorMessage(db));
+			keep_state(res);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
 	res = PQexec(db, "COPY invoices (id, invoice_number, invoice_date,"
 	    " seller_name, buyer_name, subtotal, vat_amount, total_amount)"
 	    " FROM STDIN");
@@ -226,10 +244,33 @@ inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n, char *err,
 		return -1;
 	}
 	PQclear(res);
-	ok = PQputCopyData(db, buf, (int)len) == 1;
-	if (PQputCopyEnd(db, ok ? NULL : "client error") != 1)
-		ok = 0;
-	last_state[0] = '\0';
+	if (PQputCopyData(db, buf, (int)len) != 1 ||
+	    PQputCopyEnd(db, NULL) != 1) {
+		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
+		keep_state(NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+exec_ok(PGconn *db, const char *sql)
+{
+	PGresult *res = PQexec(db, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		keep_state(res);
+	PQclear(res);
+	return ok;
+}
+
+int
+inv_db_insert_wait(PGconn *db, char *err, size_t size)
+{
+	PGresult *res;
+	int ok = 1;
+
 	while ((res = PQgetResult(db)) != NULL) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			ok = 0;
@@ -237,11 +278,27 @@ inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n, char *err,
 		}
 		PQclear(res);
 	}
+	if (ok && pending_then != NULL)
+		ok = exec_ok(db, pending_then) && exec_ok(db, "COMMIT");
 	if (!ok) {
 		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
+		if (pending_then != NULL && !inv_db_gone(db))
+			PQclear(PQexec(db, "ROLLBACK"));
 		return -1;
 	}
 	return 0;
+}
+
+int
+inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n,
+    const char *then, char *err, size_t size)
+{
+	if (inv_db_insert_send(db, iv, n, then, err, size) < 0) {
+		if (then != NULL && !inv_db_gone(db))
+			PQclear(PQexec(db, "ROLLBACK"));
+		return -1;
+	}
+	return inv_db_insert_wait(db, err, size);
 }
 
 /*

@@ -16,7 +16,10 @@ int		 inv_db_url_check(const char *, char *, size_t);
 PGconn		*inv_db_connect(const char *, char *, size_t);
 int		 inv_db_reserve_ids(PGconn *, int, int64_t *, char *, size_t);
 int		 inv_db_insert(PGconn *, const struct inv_invoice *, int,
-		    char *, size_t);
+		    const char *, char *, size_t);
+int		 inv_db_insert_send(PGconn *, const struct inv_invoice *, int,
+		    const char *, char *, size_t);
+int		 inv_db_insert_wait(PGconn *, char *, size_t);
 int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
 		    size_t);
 int		 inv_db_gone(PGconn *);

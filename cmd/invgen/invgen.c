@@ -25,7 +25,7 @@
 #include "names.h"
 #include "util.h"
 
-#define BATCH_MAX	1000		/* invoices in one COPY */
+#define BATCH_MAX	5000		/* invoices in one COPY */
 #define RETRY_FOR_S	60		/* give up on PostgreSQL after this */
 
 static int64_t	 rate_milli = 5000;	/* invoices per 1000 s */
@@ -165,6 +165,34 @@ connect_db(void)
 }
 
 /*
+ * After a failed insert: when the connection broke, reconnect and ask
+ * the database whether the batch (known by its ids) committed. Returns
+ * 1 if it did, 0 if it must be sent again; any other failure is fatal.
+ */
+static int
+recover(const char *err, const int64_t *ids, int n)
+{
+	char err2[512];
+	int found;
+
+	if (!inv_db_gone(db))
+		inv_errx(EX_SOFTWARE, "%s", err);
+	inv_warnx("%s", err);
+	for (;;) {
+		connect_db();
+		found = inv_db_count_ids(db, ids, n, err2, sizeof(err2));
+		if (found >= 0)
+			break;
+		if (!inv_db_gone(db))
+			inv_errx(EX_SOFTWARE, "%s", err2);
+	}
+	if (found != 0 && found != n)
+		inv_errx(EX_SOFTWARE, "a batch of %d invoices half committed "
+		    "(%d rows): cannot happen", n, found);
+	return found == n;
+}
+
+/*
  * Commit n invoices whose ids are set. A broken connection is retried
  * with backoff; after reconnecting, the ids tell whether the COPY that
  * was in flight committed, so nothing is lost and nothing doubled.
@@ -173,28 +201,10 @@ static void
 persist(struct inv_invoice *iv, int n, int64_t *ids)
 {
 	char err[512];
-	int found;
 
-	for (;;) {
-		if (inv_db_insert(db, iv, n, err, sizeof(err)) == 0)
+	while (inv_db_insert(db, iv, n, NULL, err, sizeof(err)) < 0)
+		if (recover(err, ids, n))
 			return;
-		if (!inv_db_gone(db))
-			inv_errx(EX_SOFTWARE, "%s", err);
-		inv_warnx("%s", err);
-		for (;;) {
-			connect_db();
-			found = inv_db_count_ids(db, ids, n, err, sizeof(err));
-			if (found >= 0)
-				break;
-			if (!inv_db_gone(db))
-				inv_errx(EX_SOFTWARE, "%s", err);
-		}
-		if (found == n)
-			return;		/* it committed before the line broke */
-		if (found != 0)
-			inv_errx(EX_SOFTWARE, "a batch of %d invoices half "
-			    "committed (%d rows): cannot happen", n, found);
-	}
 }
 
 static void
@@ -241,64 +251,144 @@ sleep_until(int64_t ns)
 		;
 }
 
-/* Generate invoices [0, total) on the schedule; returns how many printed. */
+static void
+print_batch(const struct inv_invoice *iv, int n)
+{
+	char line[INV_LINE_MAX];
+	int i, len;
+
+	for (i = 0; i < n; i++) {
+		len = inv_invoice_format(&iv[i], line, sizeof(line));
+		out_line(line, len);
+	}
+}
+
+static void
+fill_batch(struct inv_invoice *iv, const int64_t *ids, int n, long long k)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		make_invoice(&iv[i], ids[i], have_start ?
+		    start_us + (k + i) * 1000 : inv_real_us());
+}
+
+/*
+ * -r 0 into PostgreSQL: while the server inserts and commits batch i,
+ * generate batch i+1 (its ids were reserved one batch ahead), so the
+ * database, not invgen, sets the pace.
+ */
 static long long
-run(long long total)
+run_fast(long long k, long long total, int64_t t0)
+{
+	static struct inv_invoice iv[2][BATCH_MAX];
+	static int64_t ids[2][BATCH_MAX];
+	char err[512];
+	long long next;
+	int cur = 0, n, nn;
+
+	n = total - k < BATCH_MAX ? (int)(total - k) : BATCH_MAX;
+	nn = total - k - n < BATCH_MAX ? (int)(total - k - n) : BATCH_MAX;
+	if (n > 0)
+		reserve(ids[cur], n);
+	if (nn > 0)
+		reserve(ids[!cur], nn);
+	fill_batch(iv[cur], ids[cur], n, k);
+	while (n > 0) {
+		next = k + n;
+		nn = total - next < BATCH_MAX ? (int)(total - next) : BATCH_MAX;
+		if (stopping)
+			nn = 0;
+		if (inv_db_insert_send(db, iv[cur], n, NULL, err,
+		    sizeof(err)) < 0 ||
+		    (fill_batch(iv[!cur], ids[!cur], nn, next),
+		    inv_db_insert_wait(db, err, sizeof(err)) < 0)) {
+			if (!recover(err, ids[cur], n))
+				persist(iv[cur], n, ids[cur]);
+		}
+		print_batch(iv[cur], n);
+		k = next;
+		show_progress(k, total, t0, 0);
+		if (stopping)
+			break;
+		/* Ids for the batch after next, while the connection is idle. */
+		if (nn > 0) {
+			long long after = next + nn;
+			int na = total - after < BATCH_MAX ?
+			    (int)(total - after) : BATCH_MAX;
+
+			if (na > 0)
+				reserve(ids[cur], na);
+		}
+		cur = !cur;
+		n = nn;
+	}
+	return k;
+}
+
+/* When invoice k is due, on CLOCK_MONOTONIC. */
+static int64_t
+due_at(int64_t t0, long long k)
+{
+	return t0 + (int64_t)((__int128)k * 1000000000000LL / rate_milli);
+}
+
+/*
+ * Generate invoices [k, total) on the schedule that started at t0 (and
+ * at base_us on the wall clock, for the dates). With a database each
+ * batch is committed a little ahead of its time, then each line is
+ * printed when it falls due, so the commit's latency does not show in
+ * the schedule. Returns the index after the last invoice printed.
+ */
+static long long
+run(long long k, long long total, int64_t t0, int64_t base_us)
 {
 	static struct inv_invoice iv[BATCH_MAX];
 	static int64_t ids[BATCH_MAX];
-	char line[INV_LINE_MAX];
-	int64_t t0 = inv_mono_ns(), period = 0, base_us;
-	long long k = 0;
-	int i, n, len;
+	int64_t period, lead = 0, now;
+	int i, n;
 
-	if (rate_milli > 0)
-		period = (int64_t)(1000000000000LL / rate_milli);
-	base_us = have_start ? start_us : inv_real_us();
+	if (rate_milli == 0 && db != NULL)
+		return run_fast(k, total, t0);
+	if (rate_milli == 0) {
+		while (k < total && !stopping) {
+			n = total - k < BATCH_MAX ? (int)(total - k) : BATCH_MAX;
+			for (i = 0; i < n; i++)
+				make_invoice(&iv[i], k + i + 1, have_start ?
+				    base_us + (k + i) * 1000 : inv_real_us());
+			print_batch(iv, n);
+			k += n;
+			show_progress(k, total, t0, 0);
+		}
+		return k;
+	}
+	period = (int64_t)(1000000000000LL / rate_milli);
+	if (db != NULL)
+		lead = period / 2 < 50000000 ? period / 2 : 50000000;
 	while (k < total && !stopping) {
-		if (rate_milli > 0) {
-			int64_t due = t0 + (int64_t)((__int128)k *
-			    1000000000000LL / rate_milli);
-
-			sleep_until(due);
-			if (stopping)
-				break;
-			/* Everything already due goes in one commit. */
-			n = (int)((inv_mono_ns() - t0) / (period > 0 ? period : 1)
-			    - k + 1);
-			if (n < 1)
-				n = 1;
-		} else
-			n = BATCH_MAX;
-		if (n > BATCH_MAX)
-			n = BATCH_MAX;
-		if (n > total - k)
-			n = (int)(total - k);
+		sleep_until(due_at(t0, k) - lead);
+		if (stopping)
+			break;
+		/* Everything due by now (plus the lead) goes in one commit. */
+		now = inv_mono_ns();
+		for (n = 1; n < BATCH_MAX && k + n < total &&
+		    due_at(t0, k + n) <= now + lead; n++)
+			;
 		if (db != NULL)
 			reserve(ids, n);
-		for (i = 0; i < n; i++) {
-			int64_t date;
-
-			if (rate_milli > 0)
-				date = base_us + (int64_t)((__int128)(k + i) *
-				    1000000000LL / rate_milli);
-			else
-				date = have_start ? base_us + (k + i) * 1000 :
-				    inv_real_us();
+		for (i = 0; i < n; i++)
 			make_invoice(&iv[i], db != NULL ? ids[i] : k + i + 1,
-			    date);
-		}
+			    base_us + (int64_t)((__int128)(k + i) *
+			    1000000000LL / rate_milli));
 		if (db != NULL)
 			persist(iv, n, ids);
 		for (i = 0; i < n; i++) {
-			len = inv_invoice_format(&iv[i], line, sizeof(line));
-			out_line(line, len);
+			sleep_until(due_at(t0, k + i));
+			print_batch(&iv[i], 1);
 		}
 		k += n;
 		show_progress(k, total, t0, 0);
 	}
-	out_flush();
-	show_progress(k, total, t0, 1);
 	return k;
 }
 
@@ -324,7 +414,8 @@ main(int argc, char *argv[])
 	struct stat st;
 	const char *errstr, *why;
 	char err[512];
-	long long v;
+	long long v, done;
+	int64_t t0;
 	int ch;
 
 	static char progname[] = "invgen";
@@ -432,7 +523,10 @@ main(int argc, char *argv[])
 		inv_info("no database (DATABASE_URL unset or --no-db): nothing "
 		    "is persisted, and invoice numbers are unique only within "
 		    "this run");
-	run(count);
+	t0 = inv_mono_ns();
+	done = run(0, count, t0, have_start ? start_us : inv_real_us());
+	out_flush();
+	show_progress(done, count, t0, 1);
 	PQfinish(db);
 	return 0;
 }

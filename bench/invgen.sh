@@ -1,0 +1,41 @@
+#!/bin/sh
+# invgen: raw generation speed, speed into PostgreSQL beside psql's own
+# \copy of the same rows (the database's limit), and the schedule error
+# of a 5/s run. Run: sh bench/invgen.sh [COUNT]
+set -eu
+. "$(dirname "$0")/lib.sh"
+n=${1:-1000000}
+bench_servers
+cols="id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount"
+
+t=$(now_ms); invgen -q --no-db -r 0 -n "$n" > /dev/null; gen=$(( $(now_ms) - t ))
+
+psql "$DATABASE_URL" -qXc "TRUNCATE invoices RESTART IDENTITY"
+t=$(now_ms); invgen -r 0 -n "$n" > /dev/null; db=$(( $(now_ms) - t ))
+psql "$DATABASE_URL" -qXc "\\copy invoices ($cols) TO '$bench_tmp/rows.copy'"
+psql "$DATABASE_URL" -qXc "TRUNCATE invoices RESTART IDENTITY"
+t=$(now_ms); psql "$DATABASE_URL" -qXc "\\copy invoices ($cols) FROM '$bench_tmp/rows.copy'"; copy=$(( $(now_ms) - t ))
+
+# Schedule error: when each line arrives minus when it was planned (its
+# invoice_date is the planned time, t0 + k/rate), committed to PostgreSQL.
+psql "$DATABASE_URL" -qXc "TRUNCATE invoices RESTART IDENTITY"
+sched=$(invgen -r 5 -n 100 | python3 -c '
+import sys, time, json, datetime
+err = []
+for line in sys.stdin:
+    now = time.time()
+    d = datetime.datetime.strptime(json.loads(line)["invoice_date"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    planned = d.replace(tzinfo=datetime.timezone.utc).timestamp()
+    err.append((now - planned) * 1000)
+err = err[1:]          # the first line also carries the connection set-up
+err.sort()
+q = lambda p: err[min(len(err) - 1, int(p * len(err)))]
+print("%.3f %.3f %.3f" % (q(0.5), q(0.99), err[-1]))')
+set -- $sched
+
+printf '%-44s %10s %10s %8s\n' "invgen ($n invoices)" "inv" "anchor" "ratio"
+printf '%-44s %8d ms %10s %8s\n' "-r 0 --no-db > /dev/null" "$gen" "-" "-"
+printf '%-44s %8d ms %7d ms %7.2fx\n' "-r 0 into PostgreSQL vs psql \\copy" "$db" "$copy" \
+    "$(echo "$db $copy" | awk '{ print $1 / $2 }')"
+printf '%-44s p50 %s ms, p99 %s ms, max %s ms (target p99 < 2 ms)\n' "schedule error at 5/s, into PostgreSQL" "$1" "$2" "$3"
+echo "target: into PostgreSQL within 1.25x of \\copy"
