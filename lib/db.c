@@ -5,6 +5,7 @@
  * one is never printed.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,13 +245,28 @@ inv_db_insert_send(PGconn *db, const struct inv_invoice *iv, int n,
 		return -1;
 	}
 	PQclear(res);
+	/*
+	 * Queue the rows without waiting for the server to take them:
+	 * inv_db_pump moves them on while the caller works, and
+	 * inv_db_insert_wait sends the rest.
+	 */
+	PQsetnonblocking(db, 1);
 	if (PQputCopyData(db, buf, (int)len) != 1 ||
 	    PQputCopyEnd(db, NULL) != 1) {
+		PQsetnonblocking(db, 0);
 		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
 		keep_state(NULL);
 		return -1;
 	}
 	return 0;
+}
+
+/* Send what is queued, as far as the socket takes it without blocking. */
+void
+inv_db_pump(PGconn *db)
+{
+	if (PQisnonblocking(db))
+		(void)PQflush(db);
 }
 
 static int
@@ -269,8 +285,16 @@ int
 inv_db_insert_wait(PGconn *db, char *err, size_t size)
 {
 	PGresult *res;
-	int ok = 1;
+	int ok = 1, r;
 
+	while (PQisnonblocking(db) && (r = PQflush(db)) != 0) {
+		struct pollfd pfd = { PQsocket(db), POLLOUT, 0 };
+
+		if (r < 0)
+			break;
+		(void)poll(&pfd, 1, 1000);
+	}
+	PQsetnonblocking(db, 0);
 	while ((res = PQgetResult(db)) != NULL) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			ok = 0;

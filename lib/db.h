@@ -20,6 +20,7 @@ int		 inv_db_insert(PGconn *, const struct inv_invoice *, int,
 int		 inv_db_insert_send(PGconn *, const struct inv_invoice *, int,
 		    const char *, char *, size_t);
 int		 inv_db_insert_wait(PGconn *, char *, size_t);
+void		 inv_db_pump(PGconn *);
 int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
 		    size_t);
 int		 inv_db_gone(PGconn *);

@@ -268,61 +268,65 @@ fill_batch(struct inv_invoice *iv, const int64_t *ids, int n, long long k)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		make_invoice(&iv[i], ids[i], have_start ?
 		    start_us + (k + i) * 1000 : inv_real_us());
+		if (i % 128 == 0)
+			inv_db_pump(db);	/* keep the COPY in flight moving */
+	}
 }
 
 /*
- * -r 0 into PostgreSQL: while the server inserts and commits batch i,
- * generate batch i+1 (its ids were reserved one batch ahead), so the
+ * -r 0 into PostgreSQL: three batches in turn. While the server inserts
+ * and commits one, invgen prints the one before it (already committed)
+ * and generates the one after it (its ids reserved ahead), so the
  * database, not invgen, sets the pace.
  */
 static long long
 run_fast(long long k, long long total, int64_t t0)
 {
-	static struct inv_invoice iv[2][BATCH_MAX];
-	static int64_t ids[2][BATCH_MAX];
-	char err[512];
-	long long next;
-	int cur = 0, n, nn;
+	static struct inv_invoice iv[3][BATCH_MAX];
+	static int64_t ids[3][BATCH_MAX];
+	char err[3][512];
+	int n[3], sent[3], b = 0, nb, nbb;
+	long long next = k;
 
-	n = total - k < BATCH_MAX ? (int)(total - k) : BATCH_MAX;
-	nn = total - k - n < BATCH_MAX ? (int)(total - k - n) : BATCH_MAX;
-	if (n > 0)
-		reserve(ids[cur], n);
-	if (nn > 0)
-		reserve(ids[!cur], nn);
-	fill_batch(iv[cur], ids[cur], n, k);
-	while (n > 0) {
-		next = k + n;
-		nn = total - next < BATCH_MAX ? (int)(total - next) : BATCH_MAX;
-		if (stopping)
-			nn = 0;
-		if (inv_db_insert_send(db, iv[cur], n, NULL, err,
-		    sizeof(err)) < 0 ||
-		    (fill_batch(iv[!cur], ids[!cur], nn, next),
-		    inv_db_insert_wait(db, err, sizeof(err)) < 0)) {
-			if (!recover(err, ids[cur], n))
-				persist(iv[cur], n, ids[cur]);
+#define TAKE() (int)(total - next < BATCH_MAX ? total - next : BATCH_MAX)
+	n[0] = TAKE(); next += n[0];
+	n[1] = TAKE(); next += n[1];
+	if (n[0] > 0)
+		reserve(ids[0], n[0]);
+	if (n[1] > 0)
+		reserve(ids[1], n[1]);
+	fill_batch(iv[0], ids[0], n[0], k);
+	if (n[0] > 0)
+		sent[0] = inv_db_insert_send(db, iv[0], n[0], NULL, err[0],
+		    sizeof(err[0])) == 0;
+	fill_batch(iv[1], ids[1], n[1], k + n[0]);
+	while (n[b] > 0) {
+		if (!sent[b] || inv_db_insert_wait(db, err[b],
+		    sizeof(err[b])) < 0) {
+			if (!recover(err[b], ids[b], n[b]))
+				persist(iv[b], n[b], ids[b]);
 		}
-		print_batch(iv[cur], n);
-		k = next;
+		nb = (b + 1) % 3;
+		nbb = (b + 2) % 3;
+		n[nbb] = stopping ? 0 : TAKE();
+		next += n[nbb];
+		if (n[nbb] > 0)
+			reserve(ids[nbb], n[nbb]);
+		if (stopping)
+			n[nb] = 0;	/* generated, never committed: dropped */
+		if (n[nb] > 0)
+			sent[nb] = inv_db_insert_send(db, iv[nb], n[nb], NULL,
+			    err[nb], sizeof(err[nb])) == 0;
+		print_batch(iv[b], n[b]);
+		k += n[b];
 		show_progress(k, total, t0, 0);
-		if (stopping)
-			break;
-		/* Ids for the batch after next, while the connection is idle. */
-		if (nn > 0) {
-			long long after = next + nn;
-			int na = total - after < BATCH_MAX ?
-			    (int)(total - after) : BATCH_MAX;
-
-			if (na > 0)
-				reserve(ids[cur], na);
-		}
-		cur = !cur;
-		n = nn;
+		fill_batch(iv[nbb], ids[nbb], n[nbb], next - n[nbb]);
+		b = nb;
 	}
+#undef TAKE
 	return k;
 }
 
