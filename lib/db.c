@@ -362,3 +362,63 @@ inv_db_count_ids(PGconn *db, const int64_t *ids, int n, char *err,
 	PQclear(res);
 	return count;
 }
+
+/*
+ * Register a generation cycle (once) and return how many invoices it
+ * already has in the database: a generator restarted mid-cycle resumes
+ * from there. Returns that count, or -1 with err set.
+ */
+int64_t
+inv_db_cycle_begin(PGconn *db, const char *key, int64_t target,
+    int64_t started_us, char *err, size_t size)
+{
+	char t[24], st[24];
+	const char *params[3] = { key, t, st };
+	PGresult *res;
+	int64_t generated;
+
+	snprintf(t, sizeof(t), "%" PRId64, target);
+	snprintf(st, sizeof(st), "%" PRId64, started_us);
+	res = PQexecParams(db, "INSERT INTO generation_cycles (cycle_key,"
+	    " target, started_at) VALUES ($1, $2::bigint,"
+	    " to_timestamp($3::bigint / 1e6)) ON CONFLICT (cycle_key) DO NOTHING",
+	    3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		seterr(err, size, "cannot record the cycle", PQerrorMessage(db));
+		keep_state(res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	res = PQexecParams(db, "SELECT generated FROM generation_cycles"
+	    " WHERE cycle_key = $1", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		seterr(err, size, "cannot read the cycle", PQerrorMessage(db));
+		keep_state(res);
+		PQclear(res);
+		return -1;
+	}
+	generated = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return generated;
+}
+
+/*
+ * The statement that commits with a batch of a cycle: the cycle's count
+ * moves with its rows, in one transaction. key is escaped here.
+ */
+char *
+inv_db_cycle_then(PGconn *db, const char *key, int n, int64_t last_id,
+    char *buf, size_t size)
+{
+	char *lit = PQescapeLiteral(db, key, strlen(key));
+
+	if (lit == NULL)
+		return NULL;
+	snprintf(buf, size, "UPDATE generation_cycles SET generated ="
+	    " generated + %d, last_id = GREATEST(coalesce(last_id, 0), %"
+	    PRId64 "), updated_at = now() WHERE cycle_key = %s", n, last_id,
+	    lit);
+	PQfreemem(lit);
+	return buf;
+}

@@ -17,6 +17,7 @@
 #define EX_CANTCREAT	73
 #define EX_IOERR	74
 #define EX_TEMPFAIL	75
+#define EX_NOPERM	77
 
 int	 inv_parse_int(const char *, long long, long long, long long *,
 	    const char **);

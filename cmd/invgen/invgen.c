@@ -23,6 +23,8 @@
 #include "log.h"
 #include "money.h"
 #include "names.h"
+#include "rds.h"
+#include "state.h"
 #include "util.h"
 
 #define BATCH_MAX	5000		/* invoices in one COPY */
@@ -48,13 +50,28 @@ static char	 outbuf[1 << 16];
 static size_t	 outlen;
 static int	 progress;
 
+/* --wait: cycles started and stopped through NS:control in Redis. */
+static int	 wait_mode;
+static const char *redis_flag;
+static struct inv_redis_url redis_url;
+static redisContext *rc;
+static int	 redis_said;
+static int64_t	 redis_retry_at;
+static struct inv_control cyc;		/* the cycle being generated */
+static char	 cycle_key[160];
+static volatile int cycle_stop;		/* STOP asked, or the cycle moved on */
+static int64_t	 next_check;
+static long long prog_total;		/* for the progress line */
+static int64_t	 prog_t0;
+
 static _Noreturn void
 usage(int code)
 {
 	fprintf(code == 0 ? stdout : stderr,
 	    "usage: invgen [-qv] [-r rate] [-d seconds] [-n count] [-s seed]\n"
 	    "              [--start-time time] [--db url | --no-db]"
-	    " [--retry-for seconds]\n");
+	    " [--retry-for seconds]\n"
+	    "       invgen --wait [-qv] [--db url | --no-db] [--redis url]\n");
 	exit(code);
 }
 
@@ -62,6 +79,13 @@ static void
 on_signal(int sig)
 {
 	stopping = 1;
+}
+
+/* Generation ends at once on a signal, or when its cycle is stopped. */
+static int
+halted(void)
+{
+	return stopping || cycle_stop;
 }
 
 static void
@@ -198,13 +222,25 @@ recover(const char *err, const int64_t *ids, int n)
  * was in flight committed, so nothing is lost and nothing doubled.
  */
 static void
-persist(struct inv_invoice *iv, int n, int64_t *ids)
+persist(struct inv_invoice *iv, int n, int64_t *ids, const char *then)
 {
 	char err[512];
 
-	while (inv_db_insert(db, iv, n, NULL, err, sizeof(err)) < 0)
+	while (inv_db_insert(db, iv, n, then, err, sizeof(err)) < 0)
 		if (recover(err, ids, n))
 			return;
+}
+
+/* In a cycle, the statement that moves the cycle's count with a batch. */
+static const char *
+then_for(int slot, const int64_t *ids, int n)
+{
+	static char buf[3][512];
+
+	if (!wait_mode || db == NULL || n == 0)
+		return NULL;
+	return inv_db_cycle_then(db, cycle_key, n, ids[n - 1], buf[slot],
+	    sizeof(buf[slot]));
 }
 
 static void
@@ -241,14 +277,30 @@ show_progress(long long done, long long total, int64_t t0, int final)
 	(void)!write(STDERR_FILENO, line, n);
 }
 
+static void check_control(void);
+static void after_batch(long long, int64_t);
+
+/* Sleep until ns on CLOCK_MONOTONIC; in a cycle, watch for STOP meanwhile. */
 static void
 sleep_until(int64_t ns)
 {
-	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+	struct timespec ts;
+	int64_t slice;
 
-	while (!stopping && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-	    &ts, NULL) == EINTR)
-		;
+	while (!halted()) {
+		slice = ns;
+		if (wait_mode && slice > inv_mono_ns() + 50000000)
+			slice = inv_mono_ns() + 50000000;
+		ts.tv_sec = slice / 1000000000;
+		ts.tv_nsec = slice % 1000000000;
+		if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+		    NULL) == EINTR)
+			continue;
+		if (wait_mode)
+			check_control();
+		if (slice >= ns)
+			break;
+	}
 }
 
 static void
@@ -300,29 +352,33 @@ run_fast(long long k, long long total, int64_t t0)
 		reserve(ids[1], n[1]);
 	fill_batch(iv[0], ids[0], n[0], k);
 	if (n[0] > 0)
-		sent[0] = inv_db_insert_send(db, iv[0], n[0], NULL, err[0],
-		    sizeof(err[0])) == 0;
+		sent[0] = inv_db_insert_send(db, iv[0], n[0],
+		    then_for(0, ids[0], n[0]), err[0], sizeof(err[0])) == 0;
 	fill_batch(iv[1], ids[1], n[1], k + n[0]);
 	while (n[b] > 0) {
 		if (!sent[b] || inv_db_insert_wait(db, err[b],
 		    sizeof(err[b])) < 0) {
 			if (!recover(err[b], ids[b], n[b]))
-				persist(iv[b], n[b], ids[b]);
+				persist(iv[b], n[b], ids[b],
+				    then_for(b, ids[b], n[b]));
 		}
 		nb = (b + 1) % 3;
 		nbb = (b + 2) % 3;
-		n[nbb] = stopping ? 0 : TAKE();
+		if (wait_mode && inv_mono_ns() >= next_check)
+			check_control();
+		n[nbb] = halted() ? 0 : TAKE();
 		next += n[nbb];
 		if (n[nbb] > 0)
 			reserve(ids[nbb], n[nbb]);
-		if (stopping)
+		if (halted())
 			n[nb] = 0;	/* generated, never committed: dropped */
 		if (n[nb] > 0)
-			sent[nb] = inv_db_insert_send(db, iv[nb], n[nb], NULL,
-			    err[nb], sizeof(err[nb])) == 0;
+			sent[nb] = inv_db_insert_send(db, iv[nb], n[nb],
+			    then_for(nb, ids[nb], n[nb]), err[nb],
+			    sizeof(err[nb])) == 0;
 		print_batch(iv[b], n[b]);
 		k += n[b];
-		show_progress(k, total, t0, 0);
+		after_batch(k, ids[b][n[b] - 1]);
 		fill_batch(iv[nbb], ids[nbb], n[nbb], next - n[nbb]);
 		b = nb;
 	}
@@ -355,23 +411,23 @@ run(long long k, long long total, int64_t t0, int64_t base_us)
 	if (rate_milli == 0 && db != NULL)
 		return run_fast(k, total, t0);
 	if (rate_milli == 0) {
-		while (k < total && !stopping) {
+		while (k < total && !halted()) {
 			n = total - k < BATCH_MAX ? (int)(total - k) : BATCH_MAX;
 			for (i = 0; i < n; i++)
 				make_invoice(&iv[i], k + i + 1, have_start ?
 				    base_us + (k + i) * 1000 : inv_real_us());
 			print_batch(iv, n);
 			k += n;
-			show_progress(k, total, t0, 0);
+			after_batch(k, k);
 		}
 		return k;
 	}
 	period = (int64_t)(1000000000000LL / rate_milli);
 	if (db != NULL)
 		lead = period / 2 < 50000000 ? period / 2 : 50000000;
-	while (k < total && !stopping) {
+	while (k < total && !halted()) {
 		sleep_until(due_at(t0, k) - lead);
-		if (stopping)
+		if (halted())
 			break;
 		/* Everything due by now (plus the lead) goes in one commit. */
 		now = inv_mono_ns();
@@ -385,15 +441,184 @@ run(long long k, long long total, int64_t t0, int64_t base_us)
 			    base_us + (int64_t)((__int128)(k + i) *
 			    1000000000LL / rate_milli));
 		if (db != NULL)
-			persist(iv, n, ids);
+			persist(iv, n, ids, then_for(0, ids, n));
+		/* Committed: each is printed, on time or, if halted, now. */
 		for (i = 0; i < n; i++) {
 			sleep_until(due_at(t0, k + i));
 			print_batch(&iv[i], 1);
 		}
 		k += n;
-		show_progress(k, total, t0, 0);
+		after_batch(k, iv[n - 1].id);
 	}
 	return k;
+}
+
+/* ---- --wait: cycles through NS:control ---- */
+
+/* A Redis connection, or NULL while it is down (retried with backoff). */
+static redisContext *
+redis(void)
+{
+	char err[512];
+
+	if (rc != NULL && rc->err) {
+		redisFree(rc);
+		rc = NULL;
+	}
+	if (rc != NULL || inv_mono_ns() < redis_retry_at)
+		return rc;
+	rc = inv_redis_connect(&redis_url, 2000, err, sizeof(err));
+	if (rc == NULL) {
+		if (!redis_said++)
+			inv_warnx("%s; retrying", err);
+		redis_retry_at = inv_mono_ns() + 1000000000;
+	} else if (redis_said) {
+		inv_warnx("connected to Redis again");
+		redis_said = 0;
+	}
+	return rc;
+}
+
+static void
+redis_failed(const char *err)
+{
+	if (!redis_said++)
+		inv_warnx("%s", err);
+	if (rc != NULL) {
+		redisFree(rc);
+		rc = NULL;
+	}
+	redis_retry_at = inv_mono_ns() + 1000000000;
+}
+
+/*
+ * During a cycle: has STOP been asked, or has the cycle moved on? When
+ * Redis has lost NS:control (restarted empty), put it back from what
+ * this generator knows, so the state survives.
+ */
+static void
+check_control(void)
+{
+	struct inv_control ctl;
+	char err[512];
+
+	next_check = inv_mono_ns() + 50000000;
+	if (redis() == NULL)
+		return;
+	if (inv_control_get(rc, &ctl, err, sizeof(err)) < 0) {
+		redis_failed(err);
+		return;
+	}
+	if (ctl.cycle == 0 && cyc.cycle != 0) {
+		if (inv_control_restore(rc, &cyc, err, sizeof(err)) < 0)
+			redis_failed(err);
+		else
+			inv_warnx("Redis had lost the control state; restored "
+			    "cycle %lld", (long long)cyc.cycle);
+		return;
+	}
+	if (ctl.cycle != cyc.cycle || strcmp(ctl.state, "running") != 0)
+		cycle_stop = 1;
+}
+
+/* After a batch is printed: progress, and the cycle's count in Redis. */
+static void
+after_batch(long long k, int64_t last_id)
+{
+	char err[512];
+
+	show_progress(k, prog_total, prog_t0, 0);
+	if (!wait_mode)
+		return;
+	cyc.generated = k;
+	cyc.last_id = last_id;
+	if (redis() == NULL)
+		return;
+	if (inv_control_progress(rc, cyc.cycle, k, last_id, err,
+	    sizeof(err)) < 0 || inv_control_publish(rc, err, sizeof(err)) < 0)
+		redis_failed(err);
+}
+
+/* Run (or resume) the cycle that NS:control describes. */
+static void
+run_cycle(const struct inv_control *ctl)
+{
+	char err[512];
+	int64_t k0, t0;
+	long long done;
+
+	cyc = *ctl;
+	cycle_stop = 0;
+	rate_milli = ctl->rate_milli;
+	snprintf(cycle_key, sizeof(cycle_key), "%s:%lld:%lld", inv_ns(),
+	    (long long)ctl->cycle, (long long)ctl->started_us);
+	if (db != NULL) {
+		while ((k0 = inv_db_cycle_begin(db, cycle_key, ctl->target,
+		    ctl->started_us, err, sizeof(err))) < 0) {
+			if (!inv_db_gone(db))
+				inv_errx(EX_SOFTWARE, "%s", err);
+			inv_warnx("%s", err);
+			connect_db();
+		}
+	} else
+		k0 = ctl->generated;
+	if (k0 > 0 && k0 < ctl->target)
+		inv_info("resuming cycle %lld at invoice %lld of %lld",
+		    (long long)ctl->cycle, (long long)k0, (long long)ctl->target);
+	/* The cycle's schedule began at started_us, whoever started it. */
+	t0 = inv_mono_ns() - (inv_real_us() - ctl->started_us) * 1000;
+	prog_total = ctl->target;
+	prog_t0 = t0;
+	done = run(k0, ctl->target, t0, ctl->started_us);
+	out_flush();
+	show_progress(done, ctl->target, t0, 1);
+	if (stopping)
+		return;			/* SIGTERM: the cycle resumes later */
+	if (redis() == NULL)
+		return;			/* finished when Redis is back */
+	if (inv_control_apply(rc, cycle_stop ? INV_ACK : INV_FINISH,
+	    ctl->cycle, 0, 0, NULL, err, sizeof(err)) < 0)
+		redis_failed(err);
+}
+
+/*
+ * Idle until NS:control says running, run that cycle, and again, until
+ * SIGINT or SIGTERM. While draining, move to idle once the display has
+ * shown the cycle's last invoice.
+ */
+static void
+wait_loop(void)
+{
+	struct inv_control ctl;
+	char err[512];
+	int64_t done_cycle = 0;
+
+	while (!stopping) {
+		if (redis() != NULL &&
+		    inv_control_get(rc, &ctl, err, sizeof(err)) < 0)
+			redis_failed(err);
+		else if (rc != NULL) {
+			int active = strcmp(ctl.state, "running") == 0 ||
+			    strcmp(ctl.state, "stopping") == 0;
+
+			if (active && ctl.cycle != done_cycle) {
+				if (strcmp(ctl.state, "running") == 0) {
+					run_cycle(&ctl);
+				} else if (inv_control_apply(rc, INV_ACK,
+				    ctl.cycle, 0, 0, NULL, err,
+				    sizeof(err)) < 0)
+					redis_failed(err);
+				if (!stopping && rc != NULL)
+					done_cycle = ctl.cycle;
+				continue;
+			}
+			if (strcmp(ctl.state, "draining") == 0 &&
+			    inv_control_apply(rc, INV_IDLE, ctl.cycle, 0, 0,
+			    NULL, err, sizeof(err)) < 0)
+				redis_failed(err);
+		}
+		usleep(100000);
+	}
 }
 
 int
@@ -408,6 +633,8 @@ main(int argc, char *argv[])
 		{ "db",		required_argument, NULL, 'D' },
 		{ "no-db",	no_argument,	   NULL, 'N' },
 		{ "retry-for",	required_argument, NULL, 'R' },
+		{ "wait",	no_argument,	   NULL, 'W' },
+		{ "redis",	required_argument, NULL, 'S' },
 		{ "quiet",	no_argument,	   NULL, 'q' },
 		{ "verbose",	no_argument,	   NULL, 'v' },
 		{ "help",	no_argument,	   NULL, 'h' },
@@ -475,6 +702,12 @@ main(int argc, char *argv[])
 				    optarg, errstr);
 			retry_for = (int)v;
 			break;
+		case 'W':
+			wait_mode = 1;
+			break;
+		case 'S':
+			redis_flag = optarg;
+			break;
 		case 'q':
 			inv_quiet = 1;
 			break;
@@ -500,6 +733,18 @@ main(int argc, char *argv[])
 		inv_errx(EX_USAGE, "--db and --no-db exclude each other");
 	if (count < 0)
 		count = rate_milli > 0 ? rate_milli * duration / 1000 : 1500;
+	if (wait_mode) {
+		const char *u = inv_redis_url(redis_flag);
+
+		if (u == NULL)
+			inv_errx(EX_USAGE, "--wait takes its orders from Redis: "
+			    "set REDIS_URL or --redis");
+		if (inv_redis_url_parse(u, &redis_url, err, sizeof(err)) < 0)
+			inv_errx(EX_USAGE, "%s", err);
+		if (inv_ns_check(inv_ns()) < 0)
+			inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': 1 to 64 of "
+			    "A-Z a-z 0-9 _ . -", inv_ns());
+	}
 
 	db_url = no_db ? NULL : inv_db_url(db_flag);
 	if (db_url != NULL && inv_db_url_check(db_url, err, sizeof(err)) < 0)
@@ -527,7 +772,16 @@ main(int argc, char *argv[])
 		inv_info("no database (DATABASE_URL unset or --no-db): nothing "
 		    "is persisted, and invoice numbers are unique only within "
 		    "this run");
+	if (wait_mode) {
+		wait_loop();
+		out_flush();
+		PQfinish(db);
+		redisFree(rc);
+		return 0;
+	}
 	t0 = inv_mono_ns();
+	prog_total = count;
+	prog_t0 = t0;
 	done = run(0, count, t0, have_start ? start_us : inv_real_us());
 	out_flush();
 	show_progress(done, count, t0, 1);
