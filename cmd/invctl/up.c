@@ -237,6 +237,8 @@ spawn(struct child *ch, int in, int out, int closefd)
 	if (pid == 0) {
 		sigset_t none;
 
+		/* Ctrl-C reaches the supervisor, which stops children in order. */
+		setpgid(0, 0);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
