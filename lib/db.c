@@ -281,3 +281,16 @@ inv_db_count_ids(PGconn *db, const int64_t *ids, int n, char *err,
 	PQclear(res);
 	return count;
 }
+
+/*
+ * For callers running their own statements: keep the SQLSTATE of a
+ * failed result for inv_db_gone(), and put "what: libpq's reason" in err
+ * on one line.
+ */
+void
+inv_db_failed(PGconn *db, PGresult *res, const char *what, char *err,
+    size_t size)
+{
+	keep_state(res);
+	seterr(err, size, what, PQerrorMessage(db));
+}

@@ -20,5 +20,7 @@ int		 inv_db_insert(PGconn *, const struct inv_invoice *, int,
 int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
 		    size_t);
 int		 inv_db_gone(PGconn *);
+void		 inv_db_failed(PGconn *, PGresult *, const char *, char *,
+		    size_t);
 
 #endif
