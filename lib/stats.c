@@ -181,16 +181,18 @@ redis_failed(redisContext *rc, redisReply *r, const char *what, char *err,
 /*
  * The aggregate of the invoices with id > above, in one statement (one
  * snapshot): count and sums in st, st_last_id = their max(id) (or above
- * when there are none), and in *maxid (if not NULL) the highest id in
- * the whole table, to notice a hash that is ahead of the database.
+ * when there are none). If chk is not NULL, chk[0] is the highest id in
+ * the whole table and chk[1] the number of rows with id <= above: what
+ * a hash with mark `above` must have counted, to notice one that is
+ * ahead of the database or missed a row (one that committed late).
  */
 int
 inv_stats_db(PGconn *db, int64_t above, struct inv_stats *st,
-    int64_t *maxid, char *err, size_t size)
+    int64_t *chk, char *err, size_t size)
 {
 	char abuf[24];
 	const char *params[1] = { abuf };
-	int64_t *dst[6], all;
+	int64_t *dst[7], all, upto;
 	PGresult *res;
 	int i;
 
@@ -200,11 +202,12 @@ inv_stats_db(PGconn *db, int64_t above, struct inv_stats *st,
 	    " (coalesce(sum(vat_amount), 0) * 100)::bigint,"
 	    " (coalesce(sum(total_amount), 0) * 100)::bigint,"
 	    " coalesce(max(id), $1::bigint),"
-	    " (SELECT coalesce(max(id), 0) FROM invoices)"
+	    " (SELECT coalesce(max(id), 0) FROM invoices),"
+	    " (SELECT count(*) FROM invoices WHERE id <= $1::bigint)"
 	    " FROM invoices WHERE id > $1::bigint",
 	    1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-	    PQnfields(res) != 6) {
+	    PQnfields(res) != 7) {
 		inv_db_failed(db, res, "cannot aggregate invoices", err, size);
 		PQclear(res);
 		return INV_STATS_EDB;
@@ -215,7 +218,8 @@ inv_stats_db(PGconn *db, int64_t above, struct inv_stats *st,
 	dst[3] = &st->st_total;
 	dst[4] = &st->st_last_id;
 	dst[5] = &all;
-	for (i = 0; i < 6; i++) {
+	dst[6] = &upto;
+	for (i = 0; i < 7; i++) {
 		if (parse_count(PQgetvalue(res, 0, i), dst[i]) < 0) {
 			snprintf(err, size, "cannot aggregate invoices: "
 			    "unexpected value '%s'", PQgetvalue(res, 0, i));
@@ -224,8 +228,10 @@ inv_stats_db(PGconn *db, int64_t above, struct inv_stats *st,
 		}
 	}
 	PQclear(res);
-	if (maxid != NULL)
-		*maxid = all;
+	if (chk != NULL) {
+		chk[0] = all;
+		chk[1] = upto;
+	}
 	return 0;
 }
 
@@ -330,10 +336,10 @@ inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
 }
 
 /*
- * Make NS:stats equal to the database: when the hash exists, add the
- * rows above its last_id in one script (checked against a concurrent
- * move of the mark); when it does not, or it is ahead of the database,
- * rebuild. *added (if not NULL) says how many invoices were added, or
+ * Make NS:stats equal to the database: when the hash exists and has
+ * counted exactly the rows at or below its last_id, add the rows above
+ * it in one script (checked against a concurrent move of the mark);
+ * when it does not exist, or disagrees with the database, rebuild. *added (if not NULL) says how many invoices were added, or
  * -1 for a rebuild. On return st holds what is now in Redis.
  */
 int
@@ -344,7 +350,7 @@ inv_stats_sync(redisContext *rc, PGconn *db, struct inv_stats *st,
 	const char *kv[1] = { key }, *args[6];
 	struct inv_stats cur, agg;
 	redisReply *r;
-	int64_t maxid;
+	int64_t chk[2];
 	int rv, tries;
 
 	inv_key(key, sizeof(key), "stats");
@@ -355,10 +361,10 @@ inv_stats_sync(redisContext *rc, PGconn *db, struct inv_stats *st,
 			return rv;
 		if (rv == 0)
 			break;
-		if ((rv = inv_stats_db(db, cur.st_last_id, &agg, &maxid, err,
+		if ((rv = inv_stats_db(db, cur.st_last_id, &agg, chk, err,
 		    size)) < 0)
 			return rv;
-		if (cur.st_last_id > maxid)
+		if (cur.st_last_id > chk[0] || cur.st_count != chk[1])
 			break;
 		if (agg.st_count == 0) {
 			*st = cur;

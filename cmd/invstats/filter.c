@@ -302,7 +302,7 @@ filter_run(const struct config *cf)
 	struct stat st;
 	size_t have = 0, off;
 	long long lineno = 0, rejected = 0;
-	int discarding = 0, eof = 0;
+	int discarding = 0, eof = 0, read_failed = 0;
 	ssize_t n;
 
 	memset(&sa, 0, sizeof(sa));
@@ -334,6 +334,7 @@ filter_run(const struct config *cf)
 			if (errno == EINTR)
 				continue;
 			inv_warn("cannot read standard input");
+			read_failed = 1;
 			break;
 		}
 		if (n == 0) {
@@ -375,10 +376,10 @@ filter_run(const struct config *cf)
 	out_flush();
 	batch_flush();
 	counter_stop();
-	if (rejected > 0) {
+	if (rejected > 0)
 		inv_warnx("%lld line%s rejected", rejected,
 		    rejected == 1 ? "" : "s");
-		return EX_DATAERR;
-	}
-	return 0;
+	if (read_failed)
+		return EX_IOERR;
+	return rejected > 0 ? EX_DATAERR : 0;
 }
