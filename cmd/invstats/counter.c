@@ -117,9 +117,12 @@ static int64_t		 fwd_done;	/* NS:fwd as last written */
 static struct inv_stats	 cur;
 static int		 dirty;		/* cur not yet published */
 static int64_t		 pub_at;	/* last publish, mono ns */
-static int64_t		 rds_retry, db_retry;	/* next attempt, mono ns */
-static int		 rds_backoff = BACKOFF_MIN_MS, db_backoff = BACKOFF_MIN_MS;
-static int		 rds_said, db_said, lost_said;
+static struct retry {
+	int64_t	r_at;			/* next attempt, mono ns */
+	int	r_backoff;		/* ms */
+	int	r_said;			/* the loss was said */
+}			 rds = { 0, BACKOFF_MIN_MS, 0 }, pg = { 0, BACKOFF_MIN_MS, 0 };
+static int		 lost_said;
 static char		 k_stats[128], k_fwd[128];
 
 static int64_t
@@ -179,18 +182,34 @@ counter_written(int64_t id)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Next attempt after a failure, with a doubling delay; 1 on the first. */
+static int
+retry_later(struct retry *r)
+{
+	r->r_at = inv_mono_ns() + ms(r->r_backoff);
+	r->r_backoff = r->r_backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+	    r->r_backoff * 2;
+	return r->r_said++ == 0;
+}
+
+/* Connected again: reset the delay, and say so if the loss was said. */
+static void
+retry_done(struct retry *r, const char *what)
+{
+	r->r_backoff = BACKOFF_MIN_MS;
+	if (r->r_said) {
+		inv_info("%s is back", what);
+		r->r_said = 0;
+	}
+}
+
 static void
 redis_lost(const char *err)
 {
-	int64_t now = inv_mono_ns();
-
 	redisFree(rc);
 	rc = NULL;
 	synced = 0;
-	rds_retry = now + ms(rds_backoff);
-	rds_backoff = rds_backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-	    rds_backoff * 2;
-	if (!rds_said++)
+	if (retry_later(&rds))
 		inv_warnx("%s; passing lines on, statistics catch up when "
 		    "Redis is back", err);
 }
@@ -198,15 +217,10 @@ redis_lost(const char *err)
 static void
 db_lost(const char *err)
 {
-	int64_t now = inv_mono_ns();
-
 	PQfinish(db);
 	db = NULL;
 	synced = 0;
-	db_retry = now + ms(db_backoff);
-	db_backoff = db_backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-	    db_backoff * 2;
-	if (!db_said++)
+	if (retry_later(&pg))
 		inv_warnx("%s; statistics wait for PostgreSQL", err);
 }
 
@@ -217,19 +231,15 @@ redis_ready(int final)
 
 	if (rc != NULL)
 		return 1;
-	if (!final && inv_mono_ns() < rds_retry)
+	if (!final && inv_mono_ns() < rds.r_at)
 		return 0;
 	if ((rc = inv_redis_connect(&cf->cf_ru, REDIS_TIMEOUT_MS, err,
 	    sizeof(err))) == NULL) {
 		redis_lost(err);
 		return 0;
 	}
-	rds_backoff = BACKOFF_MIN_MS;
 	fwd_done = 0;		/* an emptied Redis lost NS:fwd: write it again */
-	if (rds_said) {
-		inv_info("Redis is back");
-		rds_said = 0;
-	}
+	retry_done(&rds, "Redis");
 	return 1;
 }
 
@@ -240,17 +250,13 @@ db_ready(int final)
 
 	if (db != NULL)
 		return 1;
-	if (!final && inv_mono_ns() < db_retry)
+	if (!final && inv_mono_ns() < pg.r_at)
 		return 0;
 	if ((db = inv_db_connect(cf->cf_db, err, sizeof(err))) == NULL) {
 		db_lost(err);
 		return 0;
 	}
-	db_backoff = BACKOFF_MIN_MS;
-	if (db_said) {
-		inv_info("PostgreSQL is back");
-		db_said = 0;
-	}
+	retry_done(&pg, "PostgreSQL");
 	return 1;
 }
 
@@ -444,10 +450,10 @@ wait_work(void)
 
 	if (dirty && rc != NULL)
 		deadline = pub_at + ms(PUBLISH_MS);
-	if (rc == NULL && rds_retry < deadline)
-		deadline = rds_retry;
+	if (rc == NULL && rds.r_at < deadline)
+		deadline = rds.r_at;
 	else if (cf->cf_db != NULL && !synced) {
-		int64_t t = db == NULL ? db_retry : rds_retry;
+		int64_t t = db == NULL ? pg.r_at : rds.r_at;
 
 		if (t < deadline)
 			deadline = t;

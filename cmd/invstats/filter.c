@@ -200,6 +200,12 @@ reemit(PGconn *db, redisContext *rc, const char *kfwd, int64_t after,
 			iv.vat = strtoll(PQgetvalue(res, i, 6), NULL, 10);
 			iv.total = strtoll(PQgetvalue(res, i, 7), NULL, 10);
 			len = inv_invoice_format(&iv, line, sizeof(line));
+			if (len < 0 || len >= (int)sizeof(line)) {
+				inv_warnx("cannot resume: invoice %" PRId64
+				    " does not fit in a line", iv.id);
+				PQclear(res);
+				return -1;
+			}
 			if (out_line(line, len, iv.id) < 0 || out_flush() < 0) {
 				PQclear(res);
 				return -1;
