@@ -195,6 +195,13 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	    invbuf --no-redis -r 0 --mem-lines 1000 --mem-bytes 100000 | cmp - "$T/in"
 }
 
+@test "a spill file that cannot be created: said once, the backlog stays in memory, nothing lost" {
+	seq 1 5000 > "$T/in"
+	TMPDIR=$T/nonexistent invbuf --no-redis -r 0 --mem-lines 10 < "$T/in" > "$T/out" 2> "$T/err"
+	cmp "$T/out" "$T/in"
+	[ "$(cat "$T/err")" = "invbuf: cannot create a spill file in $T/nonexistent: No such file or directory; the backlog stays in memory from now on" ]
+}
+
 @test "a 100,000-line backlog with Redis: flat memory, all of it in NS:backlog, loaded back on restart" {
 	invgen -q --no-db -r 0 -n 100000 > "$T/in"
 	invbuf -r 0.1 < "$T/in" > "$T/out" 2> "$T/err" 3>&- &

@@ -179,8 +179,10 @@ load(char *err, size_t size)
 	struct queue *nq;
 	struct bufstate rs;
 	struct line *l;
-	size_t t, local = queue_len(q);
+	size_t t;
 	int64_t id;
+	int alone = queue_len(q) > 0 || st.displayed > 0 || st.last_in > 0 ||
+	    st.eof;		/* this run went on without Redis so far */
 
 	if ((nq = malloc(sizeof(*nq))) == NULL)
 		inv_errx(EX_OSERR, "out of memory");
@@ -216,9 +218,9 @@ load(char *err, size_t size)
 	st = rs;
 	taken = t;
 	loaded = 1;
-	if (local > 0 || st.eof) {
-		/* Lines of ours to add, or eof to set: the simplest right
-		 * thing is to write the whole backlog back. */
+	if (alone) {
+		/* Lines and counts of ours to add: the simplest right thing
+		 * is to write the whole backlog back. */
 		if (mirror_rewrite(rc, q, &st, err, size) < 0)
 			return -1;
 		taken = 0;

@@ -99,6 +99,14 @@ record_read(struct queue *q, off_t *off)
 	return l;
 }
 
+static const char *
+spill_dir(void)
+{
+	const char *dir = inv_getenv("TMPDIR");
+
+	return dir != NULL ? dir : "/tmp";
+}
+
 /*
  * The spill file failed: move what it holds into memory, in order, and
  * stay in memory from now on. Returns -1 if even that failed.
@@ -110,9 +118,8 @@ unspill(struct queue *q, const char *why, int saved)
 	off_t off = q->q_rd;
 	int rc = 0;
 
-	errno = saved;
-	inv_warn("cannot %s the spill file; the backlog stays in memory "
-	    "from now on", why);
+	inv_warnx("cannot %s a spill file in %s: %s; the backlog stays in "
+	    "memory from now on", why, spill_dir(), strerror(saved));
 	free(q->q_peeked);
 	q->q_peeked = NULL;
 	while (q->q_fd >= 0 && off < q->q_wr) {
@@ -137,11 +144,9 @@ unspill(struct queue *q, const char *why, int saved)
 static int
 spill_open(struct queue *q)
 {
-	const char *dir = inv_getenv("TMPDIR");
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/invbuf.XXXXXX",
-	    dir != NULL ? dir : "/tmp");
+	snprintf(path, sizeof(path), "%s/invbuf.XXXXXX", spill_dir());
 	if ((q->q_fd = mkostemp(path, O_CLOEXEC)) < 0)
 		return -1;
 	unlink(path);
@@ -157,6 +162,7 @@ queue_push(struct queue *q, const char *data, size_t len)
 	struct iovec iov[3];
 	uint32_t rlen = (uint32_t)len + 1;
 	static char nl[] = "\n";
+	ssize_t n;
 
 	if (q->q_nospill || (q->q_file_lines == 0 &&
 	    q->q_mem_lines < q->q_max_lines &&
@@ -176,8 +182,9 @@ queue_push(struct queue *q, const char *data, size_t len)
 	iov[1].iov_len = len;
 	iov[2].iov_base = nl;
 	iov[2].iov_len = 1;
-	if (pwritev(q->q_fd, iov, 3, q->q_wr) != (ssize_t)(sizeof(rlen) + rlen)) {
-		unspill(q, "write", errno);
+	if ((n = pwritev(q->q_fd, iov, 3, q->q_wr)) !=
+	    (ssize_t)(sizeof(rlen) + rlen)) {
+		unspill(q, "write", n < 0 ? errno : ENOSPC);
 		return queue_push(q, data, len);
 	}
 	q->q_wr += sizeof(rlen) + rlen;
