@@ -39,6 +39,7 @@ all: $(BINS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 lib/libinv.a: $(LIB_OBJ)
+	rm -f $@
 	$(AR) rcs $@ $(LIB_OBJ)
 
 define prog_rule

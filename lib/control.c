@@ -1,15 +1,18 @@
 /*
- * START, STOP and status on NS:control, as one Lua script run with
- * EVAL: Redis runs a script atomically, so reading the state, checking
- * that the change is allowed, writing it and publishing it on NS:state
- * cannot interleave with another client doing the same. The script
- * builds the state JSON itself, so every program prints the same bytes.
+ * NS:control through one Lua script run with EVAL: Redis runs a script
+ * atomically, so reading the state, checking that the change is
+ * allowed, writing it and publishing it on NS:state cannot interleave
+ * with another client doing the same. Times are wall-clock
+ * microseconds, so any process on any machine can follow a cycle's
+ * schedule; "since" is also kept as the text the status shows.
  *
- * KEYS[1] NS:control, KEYS[2] NS:buf; ARGV: op, the NS:state channel,
- * rate, duration, target, since.
+ * KEYS[1] NS:control, KEYS[2] NS:buf. ARGV: op, the NS:state channel,
+ * now_us, now (RFC 3339), cycle, rate_milli, duration, target,
+ * generated, last_id, state, started_us, rate (decimal text).
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control.h"
@@ -19,36 +22,61 @@
 static const char script[] =
 "local ctl, buf, op = KEYS[1], KEYS[2], ARGV[1]\n"
 "local fields = {'state', 'cycle', 'rate', 'duration', 'target',\n"
-"    'generated', 'since'}\n"
+"    'generated', 'since', 'last_id', 'displayed_base'}\n"
 "local function esc(s)\n"
 "  return (string.gsub(s, '[%c\"\\\\]', function(ch)\n"
 "    return string.format('\\\\u%04x', string.byte(ch)) end))\n"
 "end\n"
 "local function int(v) return tonumber(v) or 0 end\n"
 "local c = redis.call('HMGET', ctl, unpack(fields))\n"
-"local state = c[1] or 'idle'\n"
-"local ok, msg = 1, ''\n"
+"local state, cyc = c[1] or 'idle', int(c[2])\n"
+"local ok, msg, now = 1, '', ARGV[3]\n"
+"local function to(s) redis.call('HSET', ctl, 'state', s, 'since_us', now,\n"
+"    'since', ARGV[4]) end\n"
 "if op == 'start' then\n"
 "  if state == 'idle' or state == 'draining' then\n"
-"    redis.call('HINCRBY', ctl, 'cycle', 1)\n"
-"    redis.call('HSET', ctl, 'state', 'running', 'rate', ARGV[3],\n"
-"        'duration', ARGV[4], 'target', ARGV[5], 'generated', 0,\n"
-"        'since', ARGV[6])\n"
+"    redis.call('HSET', ctl, 'cycle', cyc + 1, 'rate_milli', ARGV[6],\n"
+"        'rate', ARGV[13], 'duration', ARGV[7], 'target', ARGV[8],\n"
+"        'started_us', now, 'generated', 0, 'last_id', 0,\n"
+"        'displayed_base', redis.call('HGET', buf, 'displayed') or 0)\n"
+"    to('running')\n"
 "  else\n"
 "    ok, msg = 0, 'cannot start: the state is ' .. state ..\n"
-"        ' (START is accepted in idle and draining)'\n"
+"        ' (START is accepted when idle or draining)'\n"
 "  end\n"
 "elseif op == 'stop' then\n"
-"  if state == 'running' then\n"
-"    redis.call('HSET', ctl, 'state', 'stopping', 'since', ARGV[6])\n"
-"  else\n"
+"  if state == 'running' then to('stopping') else\n"
 "    ok, msg = 0, 'cannot stop: the state is ' .. state ..\n"
-"        ' (STOP is accepted in running)'\n"
+"        ' (STOP is accepted while running)'\n"
 "  end\n"
+"elseif op == 'ack' then\n"
+"  if state == 'stopping' and cyc == int(ARGV[5]) then to('draining')\n"
+"  else ok = 0 end\n"
+"elseif op == 'finish' then\n"
+"  if (state == 'running' or state == 'stopping') and cyc == int(ARGV[5])\n"
+"  then to('draining') else ok = 0 end\n"
+"elseif op == 'idle' then\n"
+"  -- idle once the display has shown the cycle's last invoice\n"
+"  local b = redis.call('HMGET', buf, 'backlog', 'last_out')\n"
+"  if state == 'draining' and int(b[1]) == 0 and\n"
+"      (b[2] == false or int(b[2]) >= int(c[8])) then to('idle')\n"
+"  else ok = 0 end\n"
+"elseif op == 'progress' then\n"
+"  if cyc == int(ARGV[5]) then\n"
+"    redis.call('HSET', ctl, 'generated', ARGV[9], 'last_id', ARGV[10])\n"
+"  else ok = 0 end\n"
+"elseif op == 'restore' then\n"
+"  if redis.call('EXISTS', ctl) == 0 then\n"
+"    redis.call('HSET', ctl, 'state', ARGV[11], 'cycle', ARGV[5],\n"
+"        'rate_milli', ARGV[6], 'rate', ARGV[13], 'duration', ARGV[7],\n"
+"        'target', ARGV[8], 'generated', ARGV[9], 'last_id', ARGV[10],\n"
+"        'started_us', ARGV[12], 'since_us', now, 'since', ARGV[4],\n"
+"        'displayed_base', 0)\n"
+"  else ok = 0 end\n"
 "end\n"
 "if ok == 1 and op ~= 'status' then\n"
 "  c = redis.call('HMGET', ctl, unpack(fields))\n"
-"  state = c[1]\n"
+"  state = c[1] or 'idle'\n"
 "end\n"
 "local b = redis.call('HMGET', buf, 'backlog', 'displayed')\n"
 "local rate = c[3] or '0'\n"
@@ -56,10 +84,12 @@ static const char script[] =
 "then rate = '0' end\n"
 "local since = 'null'\n"
 "if c[7] then since = '\"' .. esc(c[7]) .. '\"' end\n"
+"local shown = int(b[2]) - int(c[9])\n"
+"if shown < 0 then shown = 0 end\n"
 "local json = string.format('{\"state\":\"%s\",\"generated\":%d,'\n"
 "    .. '\"target\":%d,\"backlog\":%d,\"displayed\":%d,\"cycle\":%d,'\n"
 "    .. '\"rate\":%s,\"duration\":%d,\"since\":%s}', esc(state),\n"
-"    int(c[6]), int(c[5]), int(b[1]), int(b[2]), int(c[2]), rate,\n"
+"    int(c[6]), int(c[5]), int(b[1]), shown, int(c[2]), rate,\n"
 "    int(c[4]), since)\n"
 "if ok == 1 and op ~= 'status' then\n"
 "  redis.call('PUBLISH', ARGV[2], json)\n"
@@ -90,21 +120,33 @@ inv_control_cmd(struct inv_control_cmd *cmd, enum inv_control_op op,
     const struct inv_control_args *a)
 {
 	static char kctl[128], kbuf[128], kstate[128];
-	static const char *const ops[] = { "status", "start", "stop" };
+	static const char *const ops[] = { "status", "start", "stop", "ack",
+	    "finish", "idle", "progress", "restore" };
 	struct inv_control_args none = { INV_CONTROL_RATE,
-	    INV_CONTROL_DURATION, 0 };
+	    INV_CONTROL_DURATION, 0, 0, 0, 0, 0, 0, NULL };
+	int64_t now, target;
 	int i;
 
 	if (a == NULL)
 		a = &none;
+	now = a->now_us != 0 ? a->now_us : inv_real_us();
+	target = op == INV_CONTROL_START ?
+	    a->rate_milli * a->duration / 1000 : a->target;
 	inv_key(kctl, sizeof(kctl), "control");
 	inv_key(kbuf, sizeof(kbuf), "buf");
 	inv_key(kstate, sizeof(kstate), "state");
-	rate_text(a->rate_milli, cmd->buf[0], sizeof(cmd->buf[0]));
-	snprintf(cmd->buf[1], sizeof(cmd->buf[1]), "%" PRId64, a->duration);
-	snprintf(cmd->buf[2], sizeof(cmd->buf[2]), "%" PRId64,
-	    a->rate_milli * a->duration / 1000);
-	inv_time_format(a->now_us, cmd->buf[3], sizeof(cmd->buf[3]));
+	snprintf(cmd->buf[0], sizeof(cmd->buf[0]), "%" PRId64, now);
+	inv_time_format(now, cmd->buf[1], sizeof(cmd->buf[1]));
+	snprintf(cmd->buf[2], sizeof(cmd->buf[2]), "%" PRId64, a->cycle);
+	snprintf(cmd->buf[3], sizeof(cmd->buf[3]), "%" PRId64, a->rate_milli);
+	snprintf(cmd->buf[4], sizeof(cmd->buf[4]), "%" PRId64, a->duration);
+	snprintf(cmd->buf[5], sizeof(cmd->buf[5]), "%" PRId64, target);
+	snprintf(cmd->buf[6], sizeof(cmd->buf[6]), "%" PRId64, a->generated);
+	snprintf(cmd->buf[7], sizeof(cmd->buf[7]), "%" PRId64, a->last_id);
+	snprintf(cmd->buf[8], sizeof(cmd->buf[8]), "%s",
+	    a->state != NULL ? a->state : "idle");
+	snprintf(cmd->buf[9], sizeof(cmd->buf[9]), "%" PRId64, a->started_us);
+	rate_text(a->rate_milli, cmd->buf[10], sizeof(cmd->buf[10]));
 	cmd->argc = 0;
 	cmd->argv[cmd->argc++] = "EVAL";
 	cmd->argv[cmd->argc++] = script;
@@ -113,16 +155,16 @@ inv_control_cmd(struct inv_control_cmd *cmd, enum inv_control_op op,
 	cmd->argv[cmd->argc++] = kbuf;
 	cmd->argv[cmd->argc++] = ops[op];
 	cmd->argv[cmd->argc++] = kstate;
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 11; i++)
 		cmd->argv[cmd->argc++] = cmd->buf[i];
 	for (i = 0; i < cmd->argc; i++)
 		cmd->argvlen[i] = strlen(cmd->argv[i]);
 }
 
 /*
- * Read the script's answer: the state JSON into json. Returns 1 when
+ * Read the script's answer: the status JSON into json. Returns 1 when
  * the operation was done (always for status), 0 when the state machine
- * refused it (the reason in err), -1 on an error (in err).
+ * refused it (the reason, if any, in err), -1 on an error (in err).
  */
 int
 inv_control_reply(const redisReply *r, char *json, size_t size, char *err,
@@ -153,7 +195,7 @@ inv_control_reply(const redisReply *r, char *json, size_t size, char *err,
 	return 0;
 }
 
-/* The same over a blocking connection (invctl). */
+/* The same over a blocking connection (invctl, invgen). */
 int
 inv_control_exec(redisContext *c, enum inv_control_op op,
     const struct inv_control_args *a, char *json, size_t size, char *err,
@@ -172,4 +214,47 @@ inv_control_exec(redisContext *c, enum inv_control_op op,
 	rv = inv_control_reply(r, json, size, err, errsize);
 	freeReplyObject(r);
 	return rv;
+}
+
+static int64_t
+num(const char *s)
+{
+	return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+/* Read NS:control into ctl; a missing hash reads as idle, cycle 0. */
+int
+inv_control_get(redisContext *c, struct inv_control *ctl, char *err,
+    size_t size)
+{
+	char kc[128];
+	redisReply *r;
+	size_t j;
+
+	memset(ctl, 0, sizeof(*ctl));
+	snprintf(ctl->state, sizeof(ctl->state), "idle");
+	r = redisCommand(c, "HGETALL %s", inv_key(kc, sizeof(kc), "control"));
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+		snprintf(err, size, "Redis: %s", r != NULL && r->type ==
+		    REDIS_REPLY_ERROR ? r->str : c->errstr);
+		freeReplyObject(r);
+		return -1;
+	}
+	for (j = 0; j + 1 < r->elements; j += 2) {
+		const char *k = r->element[j]->str;
+		const char *v = r->element[j + 1]->str;
+
+		if (strcmp(k, "state") == 0)
+			snprintf(ctl->state, sizeof(ctl->state), "%s", v);
+		else if (strcmp(k, "cycle") == 0) ctl->cycle = num(v);
+		else if (strcmp(k, "rate_milli") == 0) ctl->rate_milli = num(v);
+		else if (strcmp(k, "duration") == 0) ctl->duration = num(v);
+		else if (strcmp(k, "target") == 0) ctl->target = num(v);
+		else if (strcmp(k, "started_us") == 0) ctl->started_us = num(v);
+		else if (strcmp(k, "generated") == 0) ctl->generated = num(v);
+		else if (strcmp(k, "last_id") == 0) ctl->last_id = num(v);
+		else if (strcmp(k, "since_us") == 0) ctl->since_us = num(v);
+	}
+	freeReplyObject(r);
+	return 0;
 }

@@ -224,7 +224,7 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 1500" ]
 	[ "$(rcli HGET inv:control state)" = running ]
 	run curl -s -w '%{http_code}' -X POST "$URL/api/start"
-	[ "$output" = '{"error":"cannot start: the state is running (START is accepted in idle and draining)","state":'"$(curl -s "$URL/api/state")"'}
+	[ "$output" = '{"error":"cannot start: the state is running (START is accepted when idle or draining)","state":'"$(curl -s "$URL/api/state")"'}
 409' ]
 	run curl -s -X POST "$URL/api/stop"
 	[ "$(echo "$output" | jq -r .state)" = stopping ]

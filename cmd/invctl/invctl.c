@@ -15,7 +15,7 @@
 #include "invctl.h"
 #include "log.h"
 #include "rds.h"
-#include "state.h"
+#include "control.h"
 #include "util.h"
 
 static const char *redis_flag;
@@ -54,14 +54,24 @@ connect_redis(void)
 	return c;
 }
 
-static void
-print_status(const struct inv_control *ctl)
+/* Run one operation; print the status, or why it was refused (exit 1). */
+static int
+control(redisContext *c, enum inv_control_op op,
+    const struct inv_control_args *a)
 {
-	char json[512];
+	char json[INV_CONTROL_JSON_MAX], err[512];
+	int r;
 
-	inv_control_json(ctl, json, sizeof(json));
+	r = inv_control_exec(c, op, a, json, sizeof(json), err, sizeof(err));
+	if (r < 0)
+		inv_errx(EX_UNAVAILABLE, "%s", err);
+	if (r == 0) {
+		inv_warnx("%s", err);
+		return 1;
+	}
 	printf("%s\n", json);
 	fflush(stdout);
+	return 0;
 }
 
 static int
@@ -73,13 +83,11 @@ cmd_start(int argc, char *argv[])
 		{ "redis",	required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct inv_control ctl;
-	int64_t rate = 5000;
-	long long duration = 300;
+	struct inv_control_args a = { 0 };
+	int64_t rate = INV_CONTROL_RATE;
+	long long duration = INV_CONTROL_DURATION;
 	const char *errstr;
-	char err[512];
-	redisContext *c;
-	int ch, r;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "r:d:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -105,19 +113,9 @@ cmd_start(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage(EX_USAGE);
-	c = connect_redis();
-	r = inv_control_apply(c, INV_START, 0, rate, duration, &ctl, err,
-	    sizeof(err));
-	if (r < 0)
-		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (r == 0) {
-		inv_warnx("cannot start: the state is %s (START is accepted "
-		    "when idle or draining)", ctl.state);
-		return 1;
-	}
-	print_status(&ctl);
-	redisFree(c);
-	return 0;
+	a.rate_milli = rate;
+	a.duration = duration;
+	return control(connect_redis(), INV_CONTROL_START, &a);
 }
 
 static int
@@ -127,10 +125,7 @@ cmd_stop(int argc, char *argv[])
 		{ "redis",	required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct inv_control ctl;
-	char err[512];
-	redisContext *c;
-	int ch, r;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (ch == 'S')
@@ -140,18 +135,7 @@ cmd_stop(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage(EX_USAGE);
-	c = connect_redis();
-	r = inv_control_apply(c, INV_STOP, 0, 0, 0, &ctl, err, sizeof(err));
-	if (r < 0)
-		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (r == 0) {
-		inv_warnx("cannot stop: the state is %s (STOP is accepted "
-		    "while running)", ctl.state);
-		return 1;
-	}
-	print_status(&ctl);
-	redisFree(c);
-	return 0;
+	return control(connect_redis(), INV_CONTROL_STOP, NULL);
 }
 
 /*
@@ -162,12 +146,12 @@ cmd_stop(int argc, char *argv[])
 static int
 watch(redisContext *c)
 {
-	struct inv_control ctl;
 	struct inv_redis_url u;
 	struct timeval tv = { 1, 0 };
 	redisContext *sub;
 	redisReply *r;
-	char err[512], ks[128], kb[128], last[512] = "", json[512];
+	char err[512], ks[128], kb[128], last[INV_CONTROL_JSON_MAX] = "";
+	char json[INV_CONTROL_JSON_MAX];
 
 	inv_redis_url_parse(inv_redis_url(redis_flag), &u, err, sizeof(err));
 	if ((sub = inv_redis_connect(&u, 5000, err, sizeof(err))) == NULL)
@@ -180,9 +164,9 @@ watch(redisContext *c)
 	redisSetTimeout(sub, tv);
 	signal(SIGPIPE, SIG_DFL);
 	for (;;) {
-		if (inv_control_get(c, &ctl, err, sizeof(err)) < 0)
+		if (inv_control_exec(c, INV_CONTROL_STATUS, NULL, json,
+		    sizeof(json), err, sizeof(err)) < 0)
 			inv_errx(EX_UNAVAILABLE, "%s", err);
-		inv_control_json(&ctl, json, sizeof(json));
 		if (strcmp(json, last) != 0) {
 			printf("%s\n", json);
 			if (fflush(stdout) == EOF)
@@ -220,8 +204,6 @@ cmd_status(int argc, char *argv[])
 		{ "redis",	required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct inv_control ctl;
-	char err[512];
 	redisContext *c;
 	int ch, watching = 0;
 
@@ -242,11 +224,7 @@ cmd_status(int argc, char *argv[])
 	c = connect_redis();
 	if (watching)
 		return watch(c);
-	if (inv_control_get(c, &ctl, err, sizeof(err)) < 0)
-		inv_errx(EX_UNAVAILABLE, "%s", err);
-	print_status(&ctl);
-	redisFree(c);
-	return 0;
+	return control(c, INV_CONTROL_STATUS, NULL);
 }
 
 int

@@ -18,13 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "db.h"
 #include "invoice.h"
 #include "log.h"
 #include "money.h"
 #include "names.h"
 #include "rds.h"
-#include "state.h"
 #include "util.h"
 
 #define BATCH_MAX	5000		/* invoices in one COPY */
@@ -491,6 +491,24 @@ redis_failed(const char *err)
 	redis_retry_at = inv_mono_ns() + 1000000000;
 }
 
+/* One transition of NS:control; -1 (and Redis dropped) on an error. */
+static int
+control(enum inv_control_op op, int64_t cycle, int64_t generated,
+    int64_t last_id)
+{
+	struct inv_control_args a = { .cycle = cycle, .generated = generated,
+	    .last_id = last_id };
+	char json[INV_CONTROL_JSON_MAX], err[512];
+	int r;
+
+	if (redis() == NULL)
+		return -1;
+	if ((r = inv_control_exec(rc, op, &a, json, sizeof(json), err,
+	    sizeof(err))) < 0)
+		redis_failed(err);
+	return r;
+}
+
 /*
  * During a cycle: has STOP been asked, or has the cycle moved on? When
  * Redis has lost NS:control (restarted empty), put it back from what
@@ -510,7 +528,15 @@ check_control(void)
 		return;
 	}
 	if (ctl.cycle == 0 && cyc.cycle != 0) {
-		if (inv_control_restore(rc, &cyc, err, sizeof(err)) < 0)
+		struct inv_control_args a = { .rate_milli = cyc.rate_milli,
+		    .duration = cyc.duration, .cycle = cyc.cycle,
+		    .generated = cyc.generated, .last_id = cyc.last_id,
+		    .target = cyc.target, .started_us = cyc.started_us,
+		    .state = "running" };
+		char json[INV_CONTROL_JSON_MAX];
+
+		if (inv_control_exec(rc, INV_CONTROL_RESTORE, &a, json,
+		    sizeof(json), err, sizeof(err)) < 0)
 			redis_failed(err);
 		else
 			inv_warnx("Redis had lost the control state; restored "
@@ -525,18 +551,12 @@ check_control(void)
 static void
 after_batch(long long k, int64_t last_id)
 {
-	char err[512];
-
 	show_progress(k, prog_total, prog_t0, 0);
 	if (!wait_mode)
 		return;
 	cyc.generated = k;
 	cyc.last_id = last_id;
-	if (redis() == NULL)
-		return;
-	if (inv_control_progress(rc, cyc.cycle, k, last_id, err,
-	    sizeof(err)) < 0 || inv_control_publish(rc, err, sizeof(err)) < 0)
-		redis_failed(err);
+	(void)control(INV_CONTROL_PROGRESS, cyc.cycle, k, last_id);
 }
 
 /* Run (or resume) the cycle that NS:control describes. */
@@ -576,9 +596,8 @@ run_cycle(const struct inv_control *ctl)
 		return;			/* SIGTERM: the cycle resumes later */
 	if (redis() == NULL)
 		return;			/* finished when Redis is back */
-	if (inv_control_apply(rc, cycle_stop ? INV_ACK : INV_FINISH,
-	    ctl->cycle, 0, 0, NULL, err, sizeof(err)) < 0)
-		redis_failed(err);
+	(void)control(cycle_stop ? INV_CONTROL_ACK : INV_CONTROL_FINISH,
+	    ctl->cycle, 0, 0);
 }
 
 /*
@@ -604,18 +623,15 @@ wait_loop(void)
 			if (active && ctl.cycle != done_cycle) {
 				if (strcmp(ctl.state, "running") == 0) {
 					run_cycle(&ctl);
-				} else if (inv_control_apply(rc, INV_ACK,
-				    ctl.cycle, 0, 0, NULL, err,
-				    sizeof(err)) < 0)
-					redis_failed(err);
+				} else
+					(void)control(INV_CONTROL_ACK,
+					    ctl.cycle, 0, 0);
 				if (!stopping && rc != NULL)
 					done_cycle = ctl.cycle;
 				continue;
 			}
-			if (strcmp(ctl.state, "draining") == 0 &&
-			    inv_control_apply(rc, INV_IDLE, ctl.cycle, 0, 0,
-			    NULL, err, sizeof(err)) < 0)
-				redis_failed(err);
+			if (strcmp(ctl.state, "draining") == 0)
+				(void)control(INV_CONTROL_IDLE, ctl.cycle, 0, 0);
 		}
 		usleep(100000);
 	}

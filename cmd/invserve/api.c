@@ -431,6 +431,7 @@ control_args(struct evhttp_request *req, struct inv_control_args *a)
 	char text[64];
 	long long d;
 
+	memset(a, 0, sizeof(*a));
 	a->rate_milli = INV_CONTROL_RATE;
 	a->duration = INV_CONTROL_DURATION;
 	a->now_us = inv_real_us();
