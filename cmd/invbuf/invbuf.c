@@ -560,16 +560,23 @@ on_pace(evutil_socket_t fd, short what, void *arg)
 	show();
 }
 
-/* Arm the pacing timer for the head line, if there is one. */
+/*
+ * Arm the pacing timer for the head line, if there is one, and take
+ * that line in Redis now rather than when it is due, so no round trip
+ * to Redis stands between the timer and the write.
+ */
 static void
 schedule(void)
 {
 	struct timeval tv;
+	struct line *l;
 
 	if (stopping || queue_len(q) == 0 || woff > 0 ||
 	    evtimer_pending(ev_pace, NULL) || event_pending(ev_out, EV_WRITE,
 	    NULL))
 		return;
+	if (rc != NULL && taken == 0 && (l = queue_peek(q)) != NULL)
+		take_head(l);
 	tv = tv_of(next_due - inv_mono_ns());
 	evtimer_add(ev_pace, &tv);
 }
