@@ -233,6 +233,29 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	[ "$(rcli LLEN inv:backlog)" = 99997 ]
 }
 
+@test "a backlog of 1 MB lines in Redis: memory stays bounded, also when it is loaded back" {
+	python3 -c '
+import sys
+for i in range(60):
+    sys.stdout.write("{\"id\":%d,\"pad\":\"%s\"}\n" % (i + 1, "x" * 1000000))' > "$T/in"
+	invbuf -r 0.1 < "$T/in" > "$T/out" 3>&- &
+	pid=$!; bg $pid
+	wait_for 30 has_read $pid "$T/in"
+	wait_for 10 redis_is HGET inv:buf backlog 59
+	echo "VmHWM $(hwm_kb $pid) kB"
+	[ "$(hwm_kb $pid)" -lt 32768 ]
+	kill -TERM $pid
+	wait $pid
+	invbuf -r 0.1 < /dev/null > "$T/out2" 3>&- &
+	pid=$!; bg $pid
+	wait_for 30 test -s "$T/out2"
+	echo "after loading: VmHWM $(hwm_kb $pid) kB"
+	[ "$(hwm_kb $pid)" -lt 32768 ]
+	kill -TERM $pid
+	wait $pid
+	invbuf -r 0 < /dev/null | cat "$T/out" "$T/out2" - | cmp - "$T/in"
+}
+
 @test "kill -9 and a restart with Redis: nothing lost, nothing shown twice" {
 	invgen -q --no-db -r 0 -n 300 > "$T/in"
 	invbuf -r 100 < "$T/in" > "$T/out1" 3>&- &

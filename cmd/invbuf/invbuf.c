@@ -48,7 +48,8 @@
 #define RETRY_FIRST_MS		100	/* reconnect backoff, doubling */
 #define RETRY_MAX_MS		5000
 #define STATUS_EVERY_NS		100000000	/* NS:buf channel: <= 10/s */
-#define ACCEPT_PIPELINE		1000	/* accept calls before the replies */
+#define ACCEPT_PIPELINE		1000	/* accept calls before the replies, */
+#define ACCEPT_BYTES		(1 << 20)	/* or bytes of lines */
 #define READ_SIZE		65536
 
 static int64_t	 rate_milli = 2000;	/* lines per 1000 s */
@@ -83,6 +84,7 @@ static redisContext *rc;
 static int	 loaded;		/* an earlier run's backlog is in q */
 static size_t	 taken;			/* head lines that are in taken */
 static int	 pending;		/* accept replies not yet read */
+static size_t	 pending_bytes;
 static int	 said_down;
 static int64_t	 retry_ms = RETRY_FIRST_MS;
 static int64_t	 last_pub;
@@ -136,6 +138,7 @@ redis_lost(const char *why)
 		redisFree(rc);
 	rc = NULL;
 	pending = 0;
+	pending_bytes = 0;
 	taken = 0;
 	if (!said_down)
 		inv_info("Redis unavailable: %s; the backlog is kept here "
@@ -307,6 +310,7 @@ accept_flush(void)
 	if (rc == NULL || n == 0)
 		return;
 	pending = 0;
+	pending_bytes = 0;
 	if (mirror_accept_finish(rc, n, &pushed, err, sizeof(err)) < 0)
 		redis_lost(err);
 	else if (pushed != n)
@@ -336,7 +340,9 @@ line_in(const char *p, size_t len)
 	if (rc != NULL) {
 		if (mirror_accept_append(rc, id, p, len) < 0)
 			inv_errx(EX_OSERR, "out of memory");
-		if (++pending >= ACCEPT_PIPELINE)
+		pending_bytes += len;
+		if (++pending >= ACCEPT_PIPELINE ||
+		    pending_bytes >= ACCEPT_BYTES)
 			accept_flush();
 	}
 	status_changed();
