@@ -13,13 +13,14 @@
  * Redis, NS:backlog is a copy of that queue kept in step with blocking
  * hiredis calls under a timeout (mirror.c): a line is accepted with a
  * script (dedup on last_in, RPUSH), taken with LMOVE into
- * NS:backlog:taken before it is written and confirmed by a script after,
- * so kill -9 and a restart, which loads the backlog back from Redis,
- * lose nothing and show nothing twice but, at most, the one line that
- * was being written. On a healthy server a call is a fraction of a
- * millisecond and the calls for a burst of input are pipelined, one
- * round trip per read, so the pacing stays exact; a hung server costs
- * one timeout, then invbuf carries on alone. When Redis comes back it is
+ * NS:backlog:taken as soon as it is next in line, and confirmed by a
+ * script once written, so kill -9 and a restart, which loads the backlog
+ * back from Redis, lose nothing and show nothing twice but, at most, the
+ * one line that was being written. On a healthy server a call is a
+ * fraction of a millisecond, the calls for a burst of input are
+ * pipelined (one round trip per read), and none stands between the
+ * pacing timer and the write, so the pacing stays exact; a hung server
+ * costs one timeout, then invbuf carries on alone. When Redis comes back it is
  * rewritten from the local queue in one transaction, which is right
  * whether it kept its data, lost it, or came back from an old snapshot.
  * The async API would add its own timeouts and a callback chain per
