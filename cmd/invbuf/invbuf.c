@@ -49,6 +49,7 @@
 #define RETRY_FIRST_MS		100	/* reconnect backoff, doubling */
 #define RETRY_MAX_MS		5000
 #define STATUS_EVERY_NS		100000000	/* NS:buf channel: <= 10/s */
+#define CHECK_EVERY_S		2	/* is Redis there and our copy in it */
 #define ACCEPT_PIPELINE		1000	/* accept calls before the replies, */
 #define ACCEPT_BYTES		(1 << 20)	/* or bytes of lines */
 #define READ_SIZE		65536
@@ -89,6 +90,7 @@ static size_t	 pending_bytes;
 static int	 said_down;
 static int64_t	 retry_ms = RETRY_FIRST_MS;
 static int64_t	 last_pub;
+static char	 k_buf[128];		/* NS:buf, for messages */
 
 static void	 schedule(void);
 
@@ -279,6 +281,28 @@ on_status(evutil_socket_t fd, short what, void *arg)
 		redis_lost(err);
 }
 
+/*
+ * Every few seconds: is Redis still there, and does it still hold our
+ * copy? A Redis that restarted empty while nothing happened here would
+ * otherwise lack NS:buf until the next line.
+ */
+static void
+on_check(evutil_socket_t fd, short what, void *arg)
+{
+	char err[512];
+	int r;
+
+	if (rc == NULL)
+		return;
+	if ((r = mirror_check(rc, err, sizeof(err))) < 0)
+		redis_lost(err);
+	else if (r == 0) {
+		inv_info("Redis lost its copy of the backlog (%s is gone): "
+		    "writing it again", k_buf);
+		resync();
+	}
+}
+
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -327,7 +351,14 @@ line_in(const char *p, size_t len)
 	lineno++;
 	if (id > 0) {
 		if (id <= st.last_in) {
-			ndup++;
+			/* With Redis the mark may come from an earlier
+			 * stream: say so once, or a new stream whose ids
+			 * start again at 1 would vanish without a word. */
+			if (ndup++ == 0 && use_redis && !inv_verbose)
+				inv_info("dropping lines whose id is not above "
+				    "%" PRId64 ", the highest accepted (%s "
+				    "last_in); -v lists them", st.last_in,
+				    k_buf);
 			if (inv_verbose)
 				inv_warnx("line %lld: id %" PRId64 " is not "
 				    "above %" PRId64 ": dropped as a duplicate",
@@ -670,8 +701,8 @@ finish(void)
 	}
 	if (ncut > 1)
 		inv_warnx("%lld lines were cut to %zu bytes", ncut, max_line);
-	if (ndup > 0 && inv_verbose)
-		inv_warnx("%lld duplicate lines dropped", ndup);
+	if (ndup > 0 && (inv_verbose || use_redis))
+		inv_info("%lld duplicate lines dropped", ndup);
 }
 
 int
@@ -691,7 +722,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct event_config *cfg;
-	struct event *ev_int, *ev_term;
+	struct event *ev_int, *ev_term, *ev_check;
+	struct timeval check_every = { CHECK_EVERY_S, 0 };
 	const char *url;
 	char err[512];
 	int ch;
@@ -776,21 +808,25 @@ main(int argc, char *argv[])
 	ev_pace = evtimer_new(base, on_pace, NULL);
 	ev_status = evtimer_new(base, on_status, NULL);
 	ev_retry = evtimer_new(base, on_retry, NULL);
+	ev_check = event_new(base, -1, EV_PERSIST, on_check, NULL);
 	ev_int = evsignal_new(base, SIGINT, on_signal, NULL);
 	ev_term = evsignal_new(base, SIGTERM, on_signal, NULL);
 	if (ev_out == NULL || ev_pace == NULL || ev_status == NULL ||
-	    ev_retry == NULL || ev_int == NULL || ev_term == NULL)
+	    ev_retry == NULL || ev_check == NULL || ev_int == NULL ||
+	    ev_term == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	event_priority_set(ev_out, 0);
 	event_priority_set(ev_pace, 0);
 	event_add(ev_int, NULL);
 	event_add(ev_term, NULL);
+	inv_key(k_buf, sizeof(k_buf), "buf");
 
 	if ((q = malloc(sizeof(*q))) == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	queue_init(q, mem_lines, mem_bytes);
 	next_due = inv_mono_ns();
 	if (use_redis) {
+		event_add(ev_check, &check_every);
 		if (redis_connect(err, sizeof(err)) < 0)
 			redis_lost(err);
 		else

@@ -358,6 +358,20 @@ mirror_confirm(redisContext *c, const char *line, size_t len, int64_t id,
 	return same;
 }
 
+/* 1 when NS:buf exists, 0 when Redis lost it (and so the backlog). */
+int
+mirror_check(redisContext *c, char *err, size_t size)
+{
+	redisReply *r = redisCommand(c, "EXISTS %s", k_buf);
+	int there;
+
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+		return fail(c, r, err, size);
+	there = r->integer == 1;
+	freeReplyObject(r);
+	return there;
+}
+
 int
 mirror_set_eof(redisContext *c, int eof, char *err, size_t size)
 {
