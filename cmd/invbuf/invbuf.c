@@ -78,6 +78,7 @@ static char	*part;
 static size_t	 partlen, partcap;
 static int	 cutting;		/* skipping the rest of a long line */
 static long long lineno, ncut, ndup;
+static int	 said_dup;
 
 /* Redis, when configured. */
 static struct inv_redis_url rurl;
@@ -354,7 +355,8 @@ line_in(const char *p, size_t len)
 			/* With Redis the mark may come from an earlier
 			 * stream: say so once, or a new stream whose ids
 			 * start again at 1 would vanish without a word. */
-			if (ndup++ == 0 && use_redis && !inv_verbose)
+			ndup++;
+			if (!said_dup++ && use_redis && !inv_verbose)
 				inv_info("dropping lines whose id is not above "
 				    "%" PRId64 ", the highest accepted (%s "
 				    "last_in); -v lists them", st.last_in,
