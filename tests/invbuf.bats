@@ -42,6 +42,17 @@ redis_restart() {
 }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 count() { wc -l < "$1"; }
+# restart_hwm OUT: start invbuf on no input, so it loads what Redis
+# holds; once its first line is in OUT, print its peak RSS (kB), stop it.
+restart_hwm() {
+	invbuf -r 0.1 < /dev/null > "$1" 3>&- &
+	local pid=$!
+	bg $pid
+	wait_for 30 test -s "$1"
+	hwm_kb $pid
+	kill -TERM $pid
+	wait $pid
+}
 # paced FILE MS: FILE's lines, one every MS milliseconds, unbuffered.
 paced() { perl -pe "BEGIN { \$| = 1 } select(undef, undef, undef, $2 / 1000)" "$1"; }
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
@@ -222,13 +233,9 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	{ rcli LRANGE inv:backlog:taken 0 -1; rcli LRANGE inv:backlog 0 -1; } |
 	    cmp - <(tail -n +2 "$T/in")
 	# a restart loads it back, still in bounded memory
-	invbuf -r 0.1 < /dev/null > "$T/out2" 3>&- &
-	pid=$!; bg $pid
-	wait_for 30 test -s "$T/out2"
-	echo "after loading: VmHWM $(hwm_kb $pid) kB"
-	[ "$(hwm_kb $pid)" -lt 24576 ]
-	kill -TERM $pid
-	wait $pid
+	hwm=$(restart_hwm "$T/out2")
+	echo "after loading: VmHWM $hwm kB"
+	[ "$hwm" -lt 24576 ]
 	[ "$(cat "$T/out2")" = "$(sed -n 2p "$T/in")" ]
 	[ "$(rcli LLEN inv:backlog:taken)" = 1 ]
 	[ "$(rcli LLEN inv:backlog)" = 99997 ]
@@ -247,13 +254,9 @@ for i in range(60):
 	[ "$(hwm_kb $pid)" -lt 32768 ]
 	kill -TERM $pid
 	wait $pid
-	invbuf -r 0.1 < /dev/null > "$T/out2" 3>&- &
-	pid=$!; bg $pid
-	wait_for 30 test -s "$T/out2"
-	echo "after loading: VmHWM $(hwm_kb $pid) kB"
-	[ "$(hwm_kb $pid)" -lt 32768 ]
-	kill -TERM $pid
-	wait $pid
+	hwm=$(restart_hwm "$T/out2")
+	echo "after loading: VmHWM $hwm kB"
+	[ "$hwm" -lt 32768 ]
 	invbuf -r 0 < /dev/null | cat "$T/out" "$T/out2" - | cmp - "$T/in"
 }
 
