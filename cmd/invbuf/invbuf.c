@@ -800,8 +800,12 @@ main(int argc, char *argv[])
 	if ((cfg = event_config_new()) == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	/* Timers to the microsecond on CLOCK_MONOTONIC (timerfd), not the
-	 * coarse clock libevent uses by default. */
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	 * coarse clock libevent uses by default, and from the time of the
+	 * call rather than the loop's cached time, which would set a timer
+	 * armed late in a turn early (on_pace would catch it, one wakeup
+	 * later). */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER |
+	    EVENT_BASE_FLAG_NO_CACHE_TIME);
 	if ((base = event_base_new_with_config(cfg)) == NULL)
 		inv_errx(EX_OSERR, "cannot start the event loop");
 	event_config_free(cfg);
