@@ -653,8 +653,13 @@ setup_input(void)
 {
 	struct stat sb;
 
-	/* Pipes, sockets and terminals are polled; a file or /dev/null is
-	 * simply read, a chunk per turn of the loop. */
+	/*
+	 * Pipes, sockets and terminals are polled; a file or /dev/null is
+	 * simply read, a chunk per turn of the loop. stdin is not made
+	 * O_NONBLOCK: that flag belongs to a file description shared with
+	 * whoever else holds it (the shell, on a terminal). One read(2) per
+	 * readiness never blocks anyway: a readable pipe returns what it has.
+	 */
 	if (fstat(STDIN_FILENO, &sb) == 0 && (S_ISFIFO(sb.st_mode) ||
 	    S_ISSOCK(sb.st_mode) || isatty(STDIN_FILENO))) {
 		ev_in = event_new(base, STDIN_FILENO, EV_READ | EV_PERSIST,
