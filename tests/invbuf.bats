@@ -42,28 +42,40 @@ redis_restart() {
 }
 hwm_kb() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 count() { wc -l < "$1"; }
+# restart_hwm OUT: start invbuf on no input, so it loads what Redis
+# holds; once its first line is in OUT, print its peak RSS (kB), stop it.
+restart_hwm() {
+	invbuf -r 0.1 < /dev/null > "$1" 3>&- &
+	local pid=$!
+	bg $pid
+	wait_for 30 test -s "$1"
+	hwm_kb $pid
+	kill -TERM $pid
+	wait $pid
+}
 # paced FILE MS: FILE's lines, one every MS milliseconds, unbuffered.
 paced() { perl -pe "BEGIN { \$| = 1 } select(undef, undef, undef, $2 / 1000)" "$1"; }
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
-# invbuf's own gaps are at least 1/RATE by construction; the few ms of
-# tolerance are for the reader, stamp, being scheduled late on a busy box.
+# invbuf's own gaps are at least 1/RATE by construction (it takes the
+# time after each write returns); the 10 ms of tolerance are for the
+# reader, stamp, being scheduled late on a busy shared machine.
 @test "order kept, every pair at least 1/RATE apart, everything out after EOF" {
 	invgen -q --no-db -r 0 -n 16 > "$T/in"
 	for mode in --no-redis ""; do
 		redis_reset
 		rm -f "$T/ready"
 		(wait_for 10 test -e "$T/ready"; cat "$T/in") |
-		    invbuf $mode -r 10 | stamp "$T/ready" > "$T/out"
+		    invbuf $mode -r 5 | stamp "$T/ready" > "$T/out"
 		set -- $(min_gap "$T/out")
 		echo "mode '$mode': min gap $1 ms, $2 lines"
 		[ "$2" -eq 16 ]
-		at_least "$1" 95
+		at_least "$1" 190
 		unstamp "$T/out" | cmp - "$T/in"
-		# the backlog drained at the rate: 15 gaps of 100 ms
+		# the backlog drained at the rate: 15 gaps of 200 ms
 		span=$(( ($(tail -1 "$T/out" | cut -d' ' -f1) - $(head -1 "$T/out" | cut -d' ' -f1)) / 1000000 ))
-		[ "$span" -ge 1495 ]
-		[ "$span" -lt 5000 ]
+		[ "$span" -ge 2990 ]
+		[ "$span" -lt 6000 ]
 	done
 }
 
@@ -74,7 +86,7 @@ at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	set -- $(min_gap "$T/out")
 	echo "min gap $1 ms"
 	[ "$2" -eq 5 ]
-	at_least "$1" 495
+	at_least "$1" 490
 	unstamp "$T/out" | cmp - "$T/in"
 }
 
@@ -85,7 +97,7 @@ at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	set -- $(min_gap "$T/out")
 	echo "min gap $1 ms"
 	[ "$2" -eq 8 ]
-	at_least "$1" 195
+	at_least "$1" 190
 	unstamp "$T/out" | cmp - "$T/in"
 }
 
@@ -207,7 +219,9 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	invbuf -r 0.1 < "$T/in" > "$T/out" 2> "$T/err" 3>&- &
 	pid=$!; bg $pid
 	wait_for 60 has_read $pid "$T/in"
-	wait_for 10 redis_is LLEN inv:backlog 99999
+	# line 1 shown, line 2 already taken for its turn
+	wait_for 10 redis_is LLEN inv:backlog 99998
+	[ "$(rcli LINDEX inv:backlog:taken 0)" = "$(sed -n 2p "$T/in")" ]
 	echo "VmHWM $(hwm_kb $pid) kB"
 	[ "$(hwm_kb $pid)" -lt 24576 ]
 	kill -TERM $pid
@@ -216,17 +230,34 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	[ "$(rcli HGET inv:buf backlog)" = 99999 ]
 	[ "$(rcli HGET inv:buf displayed)" = 1 ]
 	[ "$(rcli HGET inv:buf last_in)" = 100000 ]
-	rcli LRANGE inv:backlog 0 -1 | cmp - <(tail -n +2 "$T/in")
+	{ rcli LRANGE inv:backlog:taken 0 -1; rcli LRANGE inv:backlog 0 -1; } |
+	    cmp - <(tail -n +2 "$T/in")
 	# a restart loads it back, still in bounded memory
-	invbuf -r 0.1 < /dev/null > "$T/out2" 3>&- &
+	hwm=$(restart_hwm "$T/out2")
+	echo "after loading: VmHWM $hwm kB"
+	[ "$hwm" -lt 24576 ]
+	[ "$(cat "$T/out2")" = "$(sed -n 2p "$T/in")" ]
+	[ "$(rcli LLEN inv:backlog:taken)" = 1 ]
+	[ "$(rcli LLEN inv:backlog)" = 99997 ]
+}
+
+@test "a backlog of 1 MB lines in Redis: memory stays bounded, also when it is loaded back" {
+	python3 -c '
+import sys
+for i in range(60):
+    sys.stdout.write("{\"id\":%d,\"pad\":\"%s\"}\n" % (i + 1, "x" * 1000000))' > "$T/in"
+	invbuf -r 0.1 < "$T/in" > "$T/out" 3>&- &
 	pid=$!; bg $pid
-	wait_for 30 test -s "$T/out2"
-	echo "after loading: VmHWM $(hwm_kb $pid) kB"
-	[ "$(hwm_kb $pid)" -lt 24576 ]
+	wait_for 30 has_read $pid "$T/in"
+	wait_for 10 redis_is HGET inv:buf backlog 59
+	echo "VmHWM $(hwm_kb $pid) kB"
+	[ "$(hwm_kb $pid)" -lt 32768 ]
 	kill -TERM $pid
 	wait $pid
-	[ "$(cat "$T/out2")" = "$(sed -n 2p "$T/in")" ]
-	[ "$(rcli LLEN inv:backlog)" = 99998 ]
+	hwm=$(restart_hwm "$T/out2")
+	echo "after loading: VmHWM $hwm kB"
+	[ "$hwm" -lt 32768 ]
+	invbuf -r 0 < /dev/null | cat "$T/out" "$T/out2" - | cmp - "$T/in"
 }
 
 @test "kill -9 and a restart with Redis: nothing lost, nothing shown twice" {
@@ -269,10 +300,13 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	printf '%s\n' '{"id":3}' '{"id":6}' 'plain' '{"id":6}' '{"id":5}' \
 	    '{"id":8}' '{"id":7}' > "$T/in"
 	rcli HSET inv:buf last_in 5 > /dev/null
-	run invbuf -r 0 < "$T/in"
-	[ "$output" = '{"id":6}
+	invbuf -r 0 < "$T/in" > "$T/out" 2> "$T/err"
+	[ "$(cat "$T/out")" = '{"id":6}
 plain
 {"id":8}' ]
+	# with Redis the mark may be an earlier stream's: said once, counted
+	[ "$(cat "$T/err")" = "invbuf: dropping lines whose id is not above 5, the highest accepted (inv:buf last_in); -v lists them
+invbuf: 4 duplicate lines dropped" ]
 	[ "$(rcli HGET inv:buf last_in)" = 8 ]
 	[ "$(rcli HGET inv:buf displayed)" = 3 ]
 	# without Redis the same rule holds within the run; -v says why
@@ -303,6 +337,27 @@ plain
 	# coalesced: 10 accepted, 10 shown and eof in 0.2 s is a few messages
 	[ "$(count "$T/status")" -le 6 ]
 	[ "$(rcli HGETALL inv:buf | paste - - | sort | tr '\t\n' '= ')" = "backlog=0 displayed=10 eof=1 last_in=10 last_out=10 " ]
+}
+
+@test "Redis emptied or restarted empty while invbuf idles: the backlog is written again" {
+	invgen -q --no-db -r 0 -n 5 > "$T/in"
+	(cat "$T/in"; sleep 10) | invbuf -r 0.3 > "$T/out" 2> "$T/err" 3>&- &
+	pid=$!; bg $pid
+	wait_for 10 redis_is HGET inv:buf last_in 5
+	# waiting + shown is every line, read in one go on the Redis side
+	all="return redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('HGET', KEYS[3], 'displayed')"
+	rcli FLUSHALL > /dev/null
+	wait_for 10 redis_is HGET inv:buf last_in 5
+	[ "$(rcli EVAL "$all" 3 inv:backlog inv:backlog:taken inv:buf)" = 5 ]
+	grep -qx 'invbuf: Redis lost its copy of the backlog (inv:buf is gone): writing it again' "$T/err"
+	redis_down
+	redis_restart
+	wait_for 10 redis_is HGET inv:buf last_in 5
+	[ "$(rcli EVAL "$all" 3 inv:backlog inv:backlog:taken inv:buf)" = 5 ]
+	grep -q '^invbuf: Redis is back' "$T/err"
+	kill $pid
+	wait $pid
+	invbuf -r 0 < /dev/null | cat "$T/out" - | cmp - "$T/in"
 }
 
 @test "eof is 1 while the backlog drains, and INV_NAMESPACE moves every key" {
@@ -388,7 +443,9 @@ plain
 	[ $(( ($(date +%s%N) - t) / 1000000 )) -lt 1000 ]
 	[ ! -s "$T/err" ]
 	n1=$(count "$T/out1")
-	[ "$(rcli LLEN inv:backlog)" -eq $((100 - n1)) ]
+	# the next line is already taken for its turn, the rest wait
+	[ "$(rcli LLEN inv:backlog:taken)" -eq 1 ]
+	[ "$(rcli LLEN inv:backlog)" -eq $((100 - n1 - 1)) ]
 	invbuf -r 0 < /dev/null > "$T/out2"
 	cat "$T/out1" "$T/out2" | cmp - "$T/in"
 }

@@ -13,13 +13,14 @@
  * Redis, NS:backlog is a copy of that queue kept in step with blocking
  * hiredis calls under a timeout (mirror.c): a line is accepted with a
  * script (dedup on last_in, RPUSH), taken with LMOVE into
- * NS:backlog:taken before it is written and confirmed by a script after,
- * so kill -9 and a restart, which loads the backlog back from Redis,
- * lose nothing and show nothing twice but, at most, the one line that
- * was being written. On a healthy server a call is a fraction of a
- * millisecond and the calls for a burst of input are pipelined, one
- * round trip per read, so the pacing stays exact; a hung server costs
- * one timeout, then invbuf carries on alone. When Redis comes back it is
+ * NS:backlog:taken as soon as it is next in line, and confirmed by a
+ * script once written, so kill -9 and a restart, which loads the backlog
+ * back from Redis, lose nothing and show nothing twice but, at most, the
+ * one line that was being written. On a healthy server a call is a
+ * fraction of a millisecond, the calls for a burst of input are
+ * pipelined (one round trip per read), and none stands between the
+ * pacing timer and the write, so the pacing stays exact; a hung server
+ * costs one timeout, then invbuf carries on alone. When Redis comes back it is
  * rewritten from the local queue in one transaction, which is right
  * whether it kept its data, lost it, or came back from an old snapshot.
  * The async API would add its own timeouts and a callback chain per
@@ -47,8 +48,11 @@
 #define REDIS_TIMEOUT_MS	500	/* connect and each command */
 #define RETRY_FIRST_MS		100	/* reconnect backoff, doubling */
 #define RETRY_MAX_MS		5000
+#define PACE_GUARD_NS		500000	/* see main() */
 #define STATUS_EVERY_NS		100000000	/* NS:buf channel: <= 10/s */
-#define ACCEPT_PIPELINE		1000	/* accept calls before the replies */
+#define CHECK_EVERY_S		2	/* is Redis there and our copy in it */
+#define ACCEPT_PIPELINE		1000	/* accept calls before the replies, */
+#define ACCEPT_BYTES		(1 << 20)	/* or bytes of lines */
 #define READ_SIZE		65536
 
 static int64_t	 rate_milli = 2000;	/* lines per 1000 s */
@@ -75,6 +79,7 @@ static char	*part;
 static size_t	 partlen, partcap;
 static int	 cutting;		/* skipping the rest of a long line */
 static long long lineno, ncut, ndup;
+static int	 said_dup;
 
 /* Redis, when configured. */
 static struct inv_redis_url rurl;
@@ -83,9 +88,11 @@ static redisContext *rc;
 static int	 loaded;		/* an earlier run's backlog is in q */
 static size_t	 taken;			/* head lines that are in taken */
 static int	 pending;		/* accept replies not yet read */
+static size_t	 pending_bytes;
 static int	 said_down;
 static int64_t	 retry_ms = RETRY_FIRST_MS;
 static int64_t	 last_pub;
+static char	 k_buf[128];		/* NS:buf, for messages */
 
 static void	 schedule(void);
 
@@ -136,6 +143,7 @@ redis_lost(const char *why)
 		redisFree(rc);
 	rc = NULL;
 	pending = 0;
+	pending_bytes = 0;
 	taken = 0;
 	if (!said_down)
 		inv_info("Redis unavailable: %s; the backlog is kept here "
@@ -275,6 +283,28 @@ on_status(evutil_socket_t fd, short what, void *arg)
 		redis_lost(err);
 }
 
+/*
+ * Every few seconds: is Redis still there, and does it still hold our
+ * copy? A Redis that restarted empty while nothing happened here would
+ * otherwise lack NS:buf until the next line.
+ */
+static void
+on_check(evutil_socket_t fd, short what, void *arg)
+{
+	char err[512];
+	int r;
+
+	if (rc == NULL)
+		return;
+	if ((r = mirror_check(rc, err, sizeof(err))) < 0)
+		redis_lost(err);
+	else if (r == 0) {
+		inv_info("Redis lost its copy of the backlog (%s is gone): "
+		    "writing it again", k_buf);
+		resync();
+	}
+}
+
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
 {
@@ -307,6 +337,7 @@ accept_flush(void)
 	if (rc == NULL || n == 0)
 		return;
 	pending = 0;
+	pending_bytes = 0;
 	if (mirror_accept_finish(rc, n, &pushed, err, sizeof(err)) < 0)
 		redis_lost(err);
 	else if (pushed != n)
@@ -322,7 +353,15 @@ line_in(const char *p, size_t len)
 	lineno++;
 	if (id > 0) {
 		if (id <= st.last_in) {
+			/* With Redis the mark may come from an earlier
+			 * stream: say so once, or a new stream whose ids
+			 * start again at 1 would vanish without a word. */
 			ndup++;
+			if (!said_dup++ && use_redis && !inv_verbose)
+				inv_info("dropping lines whose id is not above "
+				    "%" PRId64 ", the highest accepted (%s "
+				    "last_in); -v lists them", st.last_in,
+				    k_buf);
 			if (inv_verbose)
 				inv_warnx("line %lld: id %" PRId64 " is not "
 				    "above %" PRId64 ": dropped as a duplicate",
@@ -336,7 +375,9 @@ line_in(const char *p, size_t len)
 	if (rc != NULL) {
 		if (mirror_accept_append(rc, id, p, len) < 0)
 			inv_errx(EX_OSERR, "out of memory");
-		if (++pending >= ACCEPT_PIPELINE)
+		pending_bytes += len;
+		if (++pending >= ACCEPT_PIPELINE ||
+		    pending_bytes >= ACCEPT_BYTES)
 			accept_flush();
 	}
 	status_changed();
@@ -560,16 +601,23 @@ on_pace(evutil_socket_t fd, short what, void *arg)
 	show();
 }
 
-/* Arm the pacing timer for the head line, if there is one. */
+/*
+ * Arm the pacing timer for the head line, if there is one, and take
+ * that line in Redis now rather than when it is due, so no round trip
+ * to Redis stands between the timer and the write.
+ */
 static void
 schedule(void)
 {
 	struct timeval tv;
+	struct line *l;
 
 	if (stopping || queue_len(q) == 0 || woff > 0 ||
 	    evtimer_pending(ev_pace, NULL) || event_pending(ev_out, EV_WRITE,
 	    NULL))
 		return;
+	if (rc != NULL && taken == 0 && (l = queue_peek(q)) != NULL)
+		take_head(l);
 	tv = tv_of(next_due - inv_mono_ns());
 	evtimer_add(ev_pace, &tv);
 }
@@ -605,8 +653,13 @@ setup_input(void)
 {
 	struct stat sb;
 
-	/* Pipes, sockets and terminals are polled; a file or /dev/null is
-	 * simply read, a chunk per turn of the loop. */
+	/*
+	 * Pipes, sockets and terminals are polled; a file or /dev/null is
+	 * simply read, a chunk per turn of the loop. stdin is not made
+	 * O_NONBLOCK: that flag belongs to a file description shared with
+	 * whoever else holds it (the shell, on a terminal). One read(2) per
+	 * readiness never blocks anyway: a readable pipe returns what it has.
+	 */
 	if (fstat(STDIN_FILENO, &sb) == 0 && (S_ISFIFO(sb.st_mode) ||
 	    S_ISSOCK(sb.st_mode) || isatty(STDIN_FILENO))) {
 		ev_in = event_new(base, STDIN_FILENO, EV_READ | EV_PERSIST,
@@ -656,8 +709,8 @@ finish(void)
 	}
 	if (ncut > 1)
 		inv_warnx("%lld lines were cut to %zu bytes", ncut, max_line);
-	if (ndup > 0 && inv_verbose)
-		inv_warnx("%lld duplicate lines dropped", ndup);
+	if (ndup > 0 && (inv_verbose || use_redis))
+		inv_info("%lld duplicate lines dropped", ndup);
 }
 
 int
@@ -677,7 +730,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct event_config *cfg;
-	struct event *ev_int, *ev_term;
+	struct event *ev_int, *ev_term, *ev_check;
+	struct timeval check_every = { CHECK_EVERY_S, 0 };
 	const char *url;
 	char err[512];
 	int ch;
@@ -745,15 +799,28 @@ main(int argc, char *argv[])
 			    "to 64 of A-Z a-z 0-9 _ . -", inv_ns());
 		use_redis = 1;
 	}
+	/*
+	 * 1/RATE, plus a guard of 0.5 ms (at most 1% of it): the reader of
+	 * our output is woken a little late now and then, and without a
+	 * guard two lines exactly 1/RATE apart can look closer to it, three
+	 * lines fit a second it measures. The guard keeps "at most RATE
+	 * lines in any second" true as seen from the other end of the pipe.
+	 */
 	period_ns = rate_milli > 0 ? 1000000000000LL / rate_milli : 0;
+	period_ns += period_ns / 100 < PACE_GUARD_NS ? period_ns / 100 :
+	    PACE_GUARD_NS;
 
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_evlog);
 	if ((cfg = event_config_new()) == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	/* Timers to the microsecond on CLOCK_MONOTONIC (timerfd), not the
-	 * coarse clock libevent uses by default. */
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	 * coarse clock libevent uses by default, and from the time of the
+	 * call rather than the loop's cached time, which would set a timer
+	 * armed late in a turn early (on_pace would catch it, one wakeup
+	 * later). */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER |
+	    EVENT_BASE_FLAG_NO_CACHE_TIME);
 	if ((base = event_base_new_with_config(cfg)) == NULL)
 		inv_errx(EX_OSERR, "cannot start the event loop");
 	event_config_free(cfg);
@@ -762,21 +829,25 @@ main(int argc, char *argv[])
 	ev_pace = evtimer_new(base, on_pace, NULL);
 	ev_status = evtimer_new(base, on_status, NULL);
 	ev_retry = evtimer_new(base, on_retry, NULL);
+	ev_check = event_new(base, -1, EV_PERSIST, on_check, NULL);
 	ev_int = evsignal_new(base, SIGINT, on_signal, NULL);
 	ev_term = evsignal_new(base, SIGTERM, on_signal, NULL);
 	if (ev_out == NULL || ev_pace == NULL || ev_status == NULL ||
-	    ev_retry == NULL || ev_int == NULL || ev_term == NULL)
+	    ev_retry == NULL || ev_check == NULL || ev_int == NULL ||
+	    ev_term == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	event_priority_set(ev_out, 0);
 	event_priority_set(ev_pace, 0);
 	event_add(ev_int, NULL);
 	event_add(ev_term, NULL);
+	inv_key(k_buf, sizeof(k_buf), "buf");
 
 	if ((q = malloc(sizeof(*q))) == NULL)
 		inv_errx(EX_OSERR, "out of memory");
 	queue_init(q, mem_lines, mem_bytes);
 	next_due = inv_mono_ns();
 	if (use_redis) {
+		event_add(ev_check, &check_every);
 		if (redis_connect(err, sizeof(err)) < 0)
 			redis_lost(err);
 		else

@@ -61,6 +61,7 @@ int	 mirror_accept_finish(redisContext *, int, int *, char *, size_t);
 int	 mirror_take(redisContext *, const char *, size_t, char *, size_t);
 int	 mirror_confirm(redisContext *, const char *, size_t, int64_t,
 	    char *, size_t);
+int	 mirror_check(redisContext *, char *, size_t);
 int	 mirror_set_eof(redisContext *, int, char *, size_t);
 int	 mirror_publish(redisContext *, size_t, int64_t, int, char *,
 	    size_t);

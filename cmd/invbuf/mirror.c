@@ -18,8 +18,12 @@
 #include "rds.h"
 #include "util.h"
 
-#define LOAD_CHUNK	1000	/* lines per LRANGE when loading */
+/* Lines may be up to --max-line long: keep batches small in bytes too. */
+#define LOAD_FIRST	8	/* lines in the first LRANGE when loading */
+#define LOAD_MAX	1000	/* and the most in one */
+#define LOAD_BYTES	(1 << 20)	/* about this much per LRANGE */
 #define WRITE_CHUNK	1000	/* commands sent before reading replies */
+#define WRITE_BYTES	(1 << 20)	/* or bytes sent before reading */
 
 #define LUA_GT \
 	"local function gt(a, b)\n" \
@@ -119,36 +123,45 @@ field_int(const redisReply *r)
 	return v;
 }
 
+/*
+ * Append the list at key to q, a chunk per LRANGE. A chunk starts
+ * small and grows or shrinks to about LOAD_BYTES by the lengths seen so
+ * far, so a backlog of long lines does not come in one huge reply.
+ */
 static int
 push_all(redisContext *c, const char *key, struct queue *q, char *err,
     size_t size)
 {
 	redisReply *r;
-	size_t i;
-	int rc;
+	size_t i, j, n = LOAD_FIRST, bytes;
+	int last;
 
-	for (i = 0;; i += LOAD_CHUNK) {
+	for (i = 0;;) {
 		r = redisCommand(c, "LRANGE %s %lld %lld", key, (long long)i,
-		    (long long)(i + LOAD_CHUNK - 1));
+		    (long long)(i + n - 1));
 		if (r == NULL || r->type != REDIS_REPLY_ARRAY)
 			return fail(c, r, err, size);
-		for (rc = 0; rc < (int)r->elements; rc++) {
-			if (r->element[rc]->type != REDIS_REPLY_STRING) {
+		for (j = 0, bytes = 0; j < r->elements; j++) {
+			if (r->element[j]->type != REDIS_REPLY_STRING) {
 				freeReplyObject(r);
 				snprintf(err, size, "%s holds a non-string", key);
 				return -1;
 			}
-			if (queue_push(q, r->element[rc]->str,
-			    r->element[rc]->len) < 0) {
+			if (queue_push(q, r->element[j]->str,
+			    r->element[j]->len) < 0) {
 				freeReplyObject(r);
 				snprintf(err, size, "out of memory");
 				return -1;
 			}
+			bytes += r->element[j]->len + 1;
 		}
-		rc = r->elements < LOAD_CHUNK;
+		last = r->elements < n;
 		freeReplyObject(r);
-		if (rc)
+		if (last)
 			return 0;
+		i += n;
+		n = LOAD_BYTES / (bytes / n + 1);
+		n = n < 1 ? 1 : n > LOAD_MAX ? LOAD_MAX : n;
 	}
 }
 
@@ -181,6 +194,7 @@ mirror_load(redisContext *c, struct queue *q, size_t *taken,
 struct rewrite {
 	redisContext	*rw_c;
 	int		 rw_pending;	/* replies not read yet */
+	size_t		 rw_bytes;	/* bytes sent since the last read */
 	int		 rw_failed;
 };
 
@@ -189,6 +203,7 @@ drain_replies(struct rewrite *rw)
 {
 	redisReply *r;
 
+	rw->rw_bytes = 0;
 	for (; rw->rw_pending > 0; rw->rw_pending--) {
 		if (redisGetReply(rw->rw_c, (void **)&r) != REDIS_OK)
 			return -1;
@@ -210,7 +225,8 @@ rewrite_line(void *arg, const char *data, size_t len)
 
 	if (redisAppendCommandArgv(rw->rw_c, 3, argv, argvlen) != REDIS_OK)
 		return -1;
-	if (++rw->rw_pending >= WRITE_CHUNK)
+	rw->rw_bytes += len;
+	if (++rw->rw_pending >= WRITE_CHUNK || rw->rw_bytes >= WRITE_BYTES)
 		return drain_replies(rw);
 	return 0;
 }
@@ -224,7 +240,7 @@ int
 mirror_rewrite(redisContext *c, struct queue *q, const struct bufstate *st,
     char *err, size_t size)
 {
-	struct rewrite rw = { c, 0, 0 };
+	struct rewrite rw = { c, 0, 0, 0 };
 	redisReply *r;
 
 	redisAppendCommand(c, "MULTI");
@@ -340,6 +356,20 @@ mirror_confirm(redisContext *c, const char *line, size_t len, int64_t id,
 	same = r->integer == 1;
 	freeReplyObject(r);
 	return same;
+}
+
+/* 1 when NS:buf exists, 0 when Redis lost it (and so the backlog). */
+int
+mirror_check(redisContext *c, char *err, size_t size)
+{
+	redisReply *r = redisCommand(c, "EXISTS %s", k_buf);
+	int there;
+
+	if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+		return fail(c, r, err, size);
+	there = r->integer == 1;
+	freeReplyObject(r);
+	return there;
 }
 
 int
