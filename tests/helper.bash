@@ -30,9 +30,11 @@ wait_for() {
 
 # Stop and start the test servers, for fault tests.
 pg_down() { sh "$ROOT/tests/servers" pgstop "$INV_SERVERS_DIR"; }
-pg_up() { sh "$ROOT/tests/servers" pgstart "$INV_SERVERS_DIR" 3>&-; }
+# A server started from a test must not hold bats' descriptors open, or
+# bats waits for it at the end of the file.
+pg_up() { sh "$ROOT/tests/servers" pgstart "$INV_SERVERS_DIR" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; }
 redis_down() { sh "$ROOT/tests/servers" redisstop "$INV_SERVERS_DIR"; }
-redis_up() { sh "$ROOT/tests/servers" redisstart "$INV_SERVERS_DIR" 3>&-; }
+redis_up() { sh "$ROOT/tests/servers" redisstart "$INV_SERVERS_DIR" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; }
 
 # The invoices in the database, one line each, in the same shape as
 # lines_of does for NDJSON, so the two compare with diff.
