@@ -45,11 +45,14 @@ serve() {
 	wait_for 10 curl -sf "$URL/healthz" -o /dev/null
 }
 
-# client ARGS...: the EventSource client in the background; CLIENT_PID.
+# client URL ARGS...: the EventSource client in the background, back
+# when every connection it makes is open; CLIENT_PID.
 client() {
-	node "$ROOT/tests/sse-client.js" "$@" 3>&- &
+	local ready=$T/ready.$RANDOM
+	node "$ROOT/tests/sse-client.js" "$@" --ready "$ready" 3>&- &
 	CLIENT_PID=$!
 	PIDS="$PIDS $CLIENT_PID"
+	wait_for 30 test -e "$ready"
 }
 
 # gen N [RATE]: N invoices into PostgreSQL and the FIFO.
@@ -95,7 +98,7 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	curl -sN -D "$T/h" --max-time 3 "$URL/events" > "$T/raw" &
 	PIDS="$PIDS $!"
 	client "$URL/events" --out "$T/c" --until 20
-	sleep 0.5
+	wait_for 10 metric_is clients 2
 	invgen -q -r 0 -n 20 | tee "$T/lines" > "$FIFO"
 	wait "$CLIENT_PID"
 	[ "$(ids_of "$T/c" | tr '\n' ' ')" = "$(seqids 1 20) " ]
@@ -122,7 +125,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	wait_for 5 metric_is last_id 80
 	client "$URL/events" --out "$T/a" --until 85
 	client "$URL/events" --out "$T/b" --until 85 --last-event-id 83
-	sleep 1
 	gen 5
 	wait_for 10 last_is "$T/a" 85
 	[ "$(ids_of "$T/a" | tr '\n' ' ')" = "$(seqids 31 85) " ]
@@ -140,7 +142,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	# it drops its connection after 7 invoices and comes back 700 ms
 	# later with Last-Event-ID; invoices keep flowing meanwhile
 	client "$URL/events" --out "$T/c" --until 40 --reconnect-after 7 --pause 700
-	sleep 0.5
 	gen 40 40
 	wait "$CLIENT_PID"
 	[ "$(ids_of "$T/c" | tr '\n' ' ')" = "$(seqids 1 40) " ]
@@ -182,8 +183,7 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 
 @test "500 concurrent clients receive identical sequences" {
 	serve --backfill 0
-	client "$URL/events" --clients 500 --out "$T/all" --until 100 --ready "$T/ready" --timeout 60
-	wait_for 30 test -e "$T/ready"
+	client "$URL/events" --clients 500 --out "$T/all" --until 100 --timeout 60
 	[ "$(metric clients)" -eq 500 ]
 	gen 100 200
 	wait "$CLIENT_PID"
@@ -194,18 +194,18 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 
 @test "a stalled client is dropped without delaying the others" {
 	serve --client-queue 64K --backfill 0
-	client "$URL/events" --out "$T/c" --until 20000 --timeout 60
+	client "$URL/events" --out "$T/c" --until 30000 --timeout 60
 	# a raw socket that asks for the stream and never reads
 	exec 5<>"/dev/tcp/127.0.0.1/$PORT"
 	printf 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n' >&5
 	wait_for 10 metric_is clients 2
 	start=$(date +%s)
-	gen 20000
+	gen 30000
 	wait "$CLIENT_PID"
 	elapsed=$(( $(date +%s) - start ))
 	[ "$elapsed" -lt 30 ]
-	[ "$(ids_of "$T/c" | wc -l)" -eq 20000 ]
-	[ "$(ids_of "$T/c" | sort -n | uniq | wc -l)" -eq 20000 ]
+	[ "$(ids_of "$T/c" | wc -l)" -eq 30000 ]
+	[ "$(ids_of "$T/c" | sort -n | uniq | wc -l)" -eq 30000 ]
 	wait_for 10 metric_is clients_dropped_total 1
 	# the stalled one was dropped, the other has left: none is counted
 	wait_for 10 metric_is clients 0
@@ -256,7 +256,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	rcli SUBSCRIBE inv:state > "$T/sub" 3>&- &
 	PIDS="$PIDS $!"
 	client "$URL/events" --out "$T/c" --timeout 5
-	sleep 0.5
 	curl -s -X POST "$URL/api/start" > "$T/start"
 	wait_for 5 grep -q running "$T/sub"
 	wait_for 5 sh -c "grep '^state' '$T/c' | grep -q running"
@@ -280,7 +279,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	run curl -s "$URL/api/stats"
 	[ "$output" = '{"count":3,"subtotal":10.00,"vat_amount":1.50,"total_amount":11.50,"average_amount":3.83,"source":"redis"}' ]
 	client "$URL/events" --out "$T/c" --timeout 3
-	sleep 0.5
 	rcli PUBLISH inv:stats '{"count":4,"total_amount":12.00}' > /dev/null
 	wait_for 5 grep -qF "$(printf 'stats\t\t{"count":4,"total_amount":12.00}')" "$T/c"
 }
@@ -292,7 +290,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	ln -s "$T/outside" "$T/www/link"
 	serve --www "$T/www" --backfill 0
 	client "$URL/events" --out "$T/c" --until 60
-	sleep 0.5
 	gen 30 30 &
 	G=$!
 	code() { curl -s -o /dev/null -w '%{http_code}' --path-as-is "$@"; }
@@ -347,7 +344,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 @test "the FIFO producer restarts without a server restart; partial lines join across writes" {
 	serve --backfill 0
 	client "$URL/events" --out "$T/c" --until 13
-	sleep 0.5
 	gen 5
 	gen 5
 	invgen -q -r 0 -n 3 > "$T/three"
@@ -363,7 +359,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 @test "duplicate ids (at-least-once upstream) are dropped; bad lines are counted and reported" {
 	serve --backfill 0
 	client "$URL/events" --out "$T/c" --until 6
-	sleep 0.5
 	invgen -q --no-db -r 0 -n 6 > "$T/six"
 	{ head -3 "$T/six"; head -4 "$T/six"; echo 'not json'; echo '{"id":9}'; tail -2 "$T/six"; tail -1 "$T/six"; } > "$FIFO"
 	wait "$CLIENT_PID"
@@ -454,7 +449,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	grep -q 'recovered 5 invoices from PostgreSQL' "$SERVE_ERR"
 	[ "$(rcli GET inv:served)" = 15 ]
 	client "$URL/events" --out "$T/c" --until 17 --last-event-id 10
-	sleep 0.5
 	# the producer then repeats 14 and 15 (at-least-once) before 16, 17
 	sed -n '4,7p' "$T/seven" > "$FIFO"
 	wait "$CLIENT_PID"
@@ -508,7 +502,6 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	client "$u1/events" --out "$T/a" --until 5
 	a=$CLIENT_PID
 	client "$u2/events" --out "$T/b" --until 5
-	sleep 1
 	invgen -q -r 0 -n 5 | while IFS= read -r l; do rcli PUBLISH inv:display "$l" > /dev/null; done
 	wait "$a"
 	wait "$CLIENT_PID"
