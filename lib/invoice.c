@@ -53,8 +53,8 @@ inv_json_escape(const char *s, char *out, size_t size)
 	return n;
 }
 
-int
-inv_invoice_format(const struct inv_invoice *iv, char *buf, size_t size)
+static int
+format_escaped(const struct inv_invoice *iv, char *buf, size_t size)
 {
 	char num[INV_NUMBER_MAX * 6 + 1], seller[INV_NAME_MAX * 24 + 1];
 	char buyer[INV_NAME_MAX * 24 + 1];
@@ -72,6 +72,89 @@ inv_invoice_format(const struct inv_invoice *iv, char *buf, size_t size)
 	    inv_money_format(iv->subtotal, sub, sizeof(sub)),
 	    inv_money_format(iv->vat, vat, sizeof(vat)),
 	    inv_money_format(iv->total, tot, sizeof(tot)));
+}
+
+/* True when s needs no JSON escaping (the common case: plain names). */
+static int
+plain(const char *s, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p == '"' || *p == '\\')
+			return 0;
+	*len = (const char *)p - s;
+	return 1;
+}
+
+static char *
+put_int(char *p, int64_t v)
+{
+	char tmp[24];
+	int i = sizeof(tmp);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		tmp[--i] = '0' + u % 10;
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	memcpy(p, tmp + i, sizeof(tmp) - i);
+	return p + sizeof(tmp) - i;
+}
+
+static char *
+put_money(char *p, int64_t cents)
+{
+	int64_t c = cents < 0 ? -cents : cents;
+
+	if (cents < 0)
+		*p++ = '-';
+	p = put_int(p, c / 100);
+	*p++ = '.';
+	*p++ = '0' + (c % 100) / 10;
+	*p++ = '0' + c % 10;
+	return p;
+}
+
+#define PUT(p, lit)	(memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/*
+ * One invoice line, newline included, into buf; returns its length (or
+ * the length it would have had, as snprintf does). Plain strings, the
+ * usual case, are copied straight; the general path escapes them.
+ */
+int
+inv_invoice_format(const struct inv_invoice *iv, char *buf, size_t size)
+{
+	size_t ln, ld, ls, lb;
+	char *p = buf;
+
+	if (plain(iv->number, &ln) && plain(iv->date, &ld) &&
+	    plain(iv->seller, &ls) && plain(iv->buyer, &lb) &&
+	    size >= ln + ld + ls + lb + 256) {
+		p = PUT(p, "{\"id\":");
+		p = put_int(p, iv->id);
+		p = PUT(p, ",\"invoice_number\":\"");
+		memcpy(p, iv->number, ln); p += ln;
+		p = PUT(p, "\",\"invoice_date\":\"");
+		memcpy(p, iv->date, ld); p += ld;
+		p = PUT(p, "\",\"seller_name\":\"");
+		memcpy(p, iv->seller, ls); p += ls;
+		p = PUT(p, "\",\"buyer_name\":\"");
+		memcpy(p, iv->buyer, lb); p += lb;
+		p = PUT(p, "\",\"subtotal\":");
+		p = put_money(p, iv->subtotal);
+		p = PUT(p, ",\"vat_amount\":");
+		p = put_money(p, iv->vat);
+		p = PUT(p, ",\"total_amount\":");
+		p = put_money(p, iv->total);
+		p = PUT(p, "}\n");
+		*p = '\0';
+		return (int)(p - buf);
+	}
+	return format_escaped(iv, buf, size);
 }
 
 /* The business rules, the same ones the database's CHECKs enforce. */

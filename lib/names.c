@@ -117,8 +117,24 @@ inv_names_load(const char *dir, const char **why)
 void
 inv_name_make(struct inv_rng *r, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s %s %s",
-	    first.w[inv_rng_below(r, first.n)],
-	    trade.w[inv_rng_below(r, trade.n)],
-	    suffix.w[inv_rng_below(r, suffix.n)]);
+	const char *part[3];
+	size_t n = 0, len;
+	int i;
+
+	/* One draw per statement: the order is the seed's contract. */
+	part[0] = first.w[inv_rng_below(r, first.n)];
+	part[1] = trade.w[inv_rng_below(r, trade.n)];
+	part[2] = suffix.w[inv_rng_below(r, suffix.n)];
+
+	for (i = 0; i < 3 && size > 0; i++) {
+		len = strlen(part[i]);
+		if (i > 0 && n + 1 < size)
+			buf[n++] = ' ';
+		if (n + len >= size)
+			len = size - 1 - n;
+		memcpy(buf + n, part[i], len);
+		n += len;
+	}
+	if (size > 0)
+		buf[n] = '\0';
 }

@@ -73,18 +73,36 @@ inv_real_us(void)
 char *
 inv_time_format(int64_t us, char *buf, size_t size)
 {
+	/* The date and time to the second change rarely: keep the last. */
+	static __thread time_t last = -1;
+	static __thread char head[32];
+	static __thread size_t headlen;
 	time_t secs = us / 1000000;
-	struct tm tm;
 	int64_t frac = us % 1000000;
-	size_t n;
+	struct tm tm;
+	int i;
 
 	if (frac < 0) {
 		frac += 1000000;
 		secs--;
 	}
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, size - n, ".%06lldZ", (long long)frac);
+	if (secs != last) {
+		gmtime_r(&secs, &tm);
+		headlen = strftime(head, sizeof(head), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = secs;
+	}
+	if (size < headlen + 9) {
+		snprintf(buf, size, "%s", head);
+		return buf;
+	}
+	memcpy(buf, head, headlen);
+	buf[headlen] = '.';
+	for (i = 6; i >= 1; i--) {
+		buf[headlen + i] = '0' + frac % 10;
+		frac /= 10;
+	}
+	buf[headlen + 7] = 'Z';
+	buf[headlen + 8] = '\0';
 	return buf;
 }
 

@@ -149,13 +149,28 @@ random_subtotal(void)
 static void
 make_invoice(struct inv_invoice *iv, int64_t id, int64_t date_us)
 {
-	char day[16];
+	char *p = iv->number, digits[24];
+	int n = 0, width;
+	int64_t v = id;
 
 	iv->id = id;
 	inv_time_format(date_us, iv->date, sizeof(iv->date));
-	snprintf(day, sizeof(day), "%.4s%.2s%.2s", iv->date, iv->date + 5,
-	    iv->date + 8);
-	snprintf(iv->number, sizeof(iv->number), "INV-%s-%08" PRId64, day, id);
+	/* INV-YYYYMMDD-<id, at least 8 digits> */
+	memcpy(p, "INV-", 4);
+	memcpy(p + 4, iv->date, 4);
+	memcpy(p + 8, iv->date + 5, 2);
+	memcpy(p + 10, iv->date + 8, 2);
+	p[12] = '-';
+	p += 13;
+	do {
+		digits[n++] = '0' + v % 10;
+		v /= 10;
+	} while (v > 0);
+	for (width = n; width < 8; width++)
+		*p++ = '0';
+	while (n > 0)
+		*p++ = digits[--n];
+	*p = '\0';
 	inv_name_make(&rng, iv->seller, sizeof(iv->seller));
 	do {
 		inv_name_make(&rng, iv->buyer, sizeof(iv->buyer));
