@@ -154,8 +154,11 @@ no_codes() { ! grep -q $'[\r\e]' "$@"; }
 			[ "$w" = url ] || { echo "$p: --db/--redis $w"; false; }
 		done
 	done
-	[ "${arg[q]}" = none ] && [ "${arg[v]}" = none ]
-	[ "${arg[r]}" = rate ] && [ "${arg[d]}" = seconds ] && [ "${arg[l]}" = addr:port ]
+	[ "${arg[q]}" = none ]
+	[ "${arg[v]}" = none ]
+	[ "${arg[r]}" = rate ]
+	[ "${arg[d]}" = seconds ]
+	[ "${arg[l]}" = addr:port ]
 	# In the man pages: a letter has the same long name everywhere.
 	for page in "$ROOT"/share/man/man1/*.1; do
 		while read -r l f; do
@@ -163,8 +166,10 @@ no_codes() { ! grep -q $'[\r\e]' "$@"; }
 			[ "${long[$l]}" = "$f" ] || { echo "$page: $l is $f, elsewhere ${long[$l]}"; false; }
 		done < <(section OPTIONS "$page" | sed -n 's/^     \(-[a-zA-Z]\), \(--[a-z-]*\).*/\1 \2/p')
 	done
-	[ "${long[-q]}" = --quiet ] && [ "${long[-v]}" = --verbose ]
-	[ "${long[-r]}" = --rate ] && [ "${long[-d]}" = --duration ]
+	[ "${long[-q]}" = --quiet ]
+	[ "${long[-v]}" = --verbose ]
+	[ "${long[-r]}" = --rate ]
+	[ "${long[-d]}" = --duration ]
 	[ "${long[-l]}" = --listen ]
 	# And every program that has the letter has its long name too.
 	for p in invgen invstats invbuf invserve; do
