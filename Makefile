@@ -6,6 +6,10 @@ PREFIX   ?= /usr/local
 BINDIR    = $(PREFIX)/bin
 DATADIR   = $(PREFIX)/share/inv
 MANDIR    = $(PREFIX)/share/man
+# Where each shell looks for completions of its own accord.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 PKGS      = libpq hiredis libbsd-overlay libevent jansson
 CC       ?= cc
@@ -32,6 +36,8 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:.c=.o)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRC:.c=)
+MAN1      := $(wildcard share/man/man1/*.1)
+MAN7      := $(wildcard share/man/man7/*.7)
 
 all: $(BINS)
 
@@ -78,21 +84,40 @@ migrate: all
 bench: all
 	@sh bench/run
 
+# Programs, man pages, completions, and under DATADIR the word lists, the
+# page, and the migrations with sql/migrate. An installed program finds
+# DATADIR beside its bin/ (lib/names.c), so DESTDIR trees work as they are.
+# One completion file serves every program: bash and fish load it under
+# each program's name through a symlink.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/words $(DESTDIR)$(DATADIR)/sql \
-	    $(DESTDIR)$(DATADIR)/www $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(DATADIR)/www $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
 	install -m 644 share/words/*.txt $(DESTDIR)$(DATADIR)/words
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql
 	install -m 755 sql/migrate $(DESTDIR)$(DATADIR)/sql
 	cp -R share/www/. $(DESTDIR)$(DATADIR)/www/
-	for f in share/man/man1/*.1; do [ -e "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man1; done; true
-	for f in share/man/man7/*.7; do [ -e "$$f" ] && install -m 644 $$f $(DESTDIR)$(MANDIR)/man7; done; true
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	install -m 644 completions/inv.bash $(DESTDIR)$(BASHCOMPDIR)/inv
+	install -m 644 completions/_inv $(DESTDIR)$(ZSHCOMPDIR)/_inv
+	install -m 644 completions/inv.fish $(DESTDIR)$(FISHCOMPDIR)/inv.fish
+	for p in $(PROGS); do \
+	    ln -sf inv $(DESTDIR)$(BASHCOMPDIR)/$$p; \
+	    ln -sf inv.fish $(DESTDIR)$(FISHCOMPDIR)/$$p.fish; \
+	done
 
 uninstall:
-	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p; done
+	for p in $(PROGS); do \
+	    rm -f $(DESTDIR)$(BINDIR)/$$p $(DESTDIR)$(BASHCOMPDIR)/$$p \
+	        $(DESTDIR)$(FISHCOMPDIR)/$$p.fish; \
+	done
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/inv $(DESTDIR)$(ZSHCOMPDIR)/_inv \
+	    $(DESTDIR)$(FISHCOMPDIR)/inv.fish
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7)))
 	rm -rf $(DESTDIR)$(DATADIR)
-	for f in share/man/man1/*.1 share/man/man7/*.7; do rm -f $(DESTDIR)$(MANDIR)/$${f#share/man/}; done
 
 clean:
 	rm -f $(BINS) $(UNIT_BINS) lib/libinv.a

@@ -20,7 +20,9 @@ static struct list first, trade, suffix;
 
 /*
  * The data directory: $INV_DATADIR, else share/ of the source tree when
- * the program runs from cmd/NAME/ in it, else the installed DATADIR.
+ * the program runs from cmd/NAME/ in it, else share/inv beside the bin/
+ * the program runs from (an installed tree, wherever it was put: DESTDIR,
+ * a moved prefix), else the DATADIR the program was built for.
  */
 const char *
 inv_datadir(void)
@@ -48,6 +50,9 @@ inv_datadir(void)
 			if (realpath(probe, dir) != NULL)
 				return dir;
 		}
+		snprintf(probe, sizeof(probe), "%s/../share/inv", exe);
+		if (access(probe, R_OK | X_OK) == 0 && realpath(probe, dir) != NULL)
+			return dir;
 	}
 	snprintf(dir, sizeof(dir), "%s", INV_DATADIR);
 	return dir;

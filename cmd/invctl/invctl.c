@@ -24,13 +24,12 @@ _Noreturn void
 usage(int code)
 {
 	fprintf(code == 0 ? stdout : stderr,
-	    "usage: invctl start [-r rate] [-d seconds]\n"
-	    "       invctl stop\n"
-	    "       invctl status [-w]\n"
+	    "usage: invctl start [-r rate] [-d seconds] [--redis url]\n"
+	    "       invctl stop [--redis url]\n"
+	    "       invctl status [-w] [--redis url]\n"
 	    "       invctl up [-q] [--rundir dir] [--display-rate rate]"
 	    " [-l addr:port]\n"
-	    "       invctl down [--rundir dir]\n"
-	    "common options: [--redis url]\n");
+	    "       invctl down [--rundir dir]\n");
 	exit(code);
 }
 

@@ -1,0 +1,80 @@
+# fish completion for inv: invgen, invstats, invbuf, invserve, invctl.
+# Installed once and linked as <program>.fish in
+# share/fish/vendor_completions.d/, so fish may load it under any of the
+# five names: it starts by erasing what an earlier load defined.
+
+for c in invgen invstats invbuf invserve invctl
+    complete -c $c -e
+    complete -c $c -f
+end
+
+complete -c invgen -s q -l quiet -d 'Fewer messages'
+complete -c invgen -s v -l verbose -d 'More messages'
+complete -c invgen -s h -l help -d 'Print usage'
+complete -c invgen -l version -d 'Print the version'
+complete -c invgen -s r -l rate -x -d 'Invoices per second, 0 as fast as possible'
+complete -c invgen -s d -l duration -x -d 'Length of the run in seconds'
+complete -c invgen -s n -l count -x -d 'Number of invoices'
+complete -c invgen -s s -l seed -x -d 'Seed of the random numbers'
+complete -c invgen -l start-time -x -d 'Date of the first invoice (RFC 3339)'
+complete -c invgen -l db -x -d 'PostgreSQL connection string'
+complete -c invgen -l no-db -d 'Persist nothing'
+complete -c invgen -l retry-for -x -d 'Seconds to retry PostgreSQL'
+complete -c invgen -l wait -d 'Generate the cycles that invctl starts'
+complete -c invgen -l redis -x -d 'Redis URL'
+
+complete -c invstats -s q -l quiet -d 'Fewer messages'
+complete -c invstats -s v -l verbose -d 'More messages'
+complete -c invstats -s h -l help -d 'Print usage'
+complete -c invstats -l version -d 'Print the version'
+complete -c invstats -l resume -d 'First re-emit the rows above NS:fwd'
+complete -c invstats -l db -x -d 'PostgreSQL connection string'
+complete -c invstats -l no-db -d 'No database'
+complete -c invstats -l redis -x -d 'Redis URL'
+complete -c invstats -l no-redis -d 'No Redis'
+complete -c invstats -n 'not __fish_seen_subcommand_from show rebuild' -a show -d 'Print the statistics'
+complete -c invstats -n 'not __fish_seen_subcommand_from show rebuild' -a rebuild -d 'Recompute the statistics in Redis'
+
+complete -c invbuf -s q -l quiet -d 'Fewer messages'
+complete -c invbuf -s v -l verbose -d 'More messages'
+complete -c invbuf -s h -l help -d 'Print usage'
+complete -c invbuf -l version -d 'Print the version'
+complete -c invbuf -s r -l rate -x -d 'Lines per second'
+complete -c invbuf -l redis -x -d 'Redis URL'
+complete -c invbuf -l no-redis -d 'Keep the backlog locally only'
+complete -c invbuf -l max-line -x -d 'Longest line kept whole, in bytes'
+complete -c invbuf -l mem-lines -x -d 'Lines kept in memory before spilling'
+complete -c invbuf -l mem-bytes -x -d 'Bytes kept in memory before spilling'
+
+complete -c invserve -s q -l quiet -d 'Fewer messages'
+complete -c invserve -s v -l verbose -d 'More messages'
+complete -c invserve -s h -l help -d 'Print usage'
+complete -c invserve -l version -d 'Print the version'
+complete -c invserve -s l -l listen -x -d 'Address and port to listen on'
+complete -c invserve -s i -l input -r -F -d 'Read invoices from this file or FIFO'
+complete -c invserve -l source -x -a 'redis input' -d 'Where invoices come from'
+complete -c invserve -l www -x -a '(__fish_complete_directories)' -d 'Directory of the page'
+complete -c invserve -l backfill -x -d 'Invoices a new client gets first'
+complete -c invserve -l max-clients -x -d 'Most SSE clients at once'
+complete -c invserve -l client-queue -x -d 'Unsent bytes a client may hold'
+complete -c invserve -l ring -x -d 'Invoices kept for replay'
+complete -c invserve -l allow-origin -x -d 'Origin allowed to POST'
+complete -c invserve -l db -x -d 'PostgreSQL connection string'
+complete -c invserve -l redis -x -d 'Redis URL'
+
+set -l invctl_cmds start stop status up down
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -s h -l help -d 'Print usage'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -l version -d 'Print the version'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -a start -d 'Start a cycle'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -a stop -d 'Stop the cycle'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -a status -d 'Print the state'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -a up -d 'Run the whole stack'
+complete -c invctl -n "not __fish_seen_subcommand_from $invctl_cmds" -a down -d 'Stop the stack that up runs'
+complete -c invctl -n '__fish_seen_subcommand_from start' -s r -l rate -x -d 'Invoices per second'
+complete -c invctl -n '__fish_seen_subcommand_from start' -s d -l duration -x -d 'Length of the cycle in seconds'
+complete -c invctl -n '__fish_seen_subcommand_from start stop status' -l redis -x -d 'Redis URL'
+complete -c invctl -n '__fish_seen_subcommand_from status' -s w -l watch -d 'A line at every change'
+complete -c invctl -n '__fish_seen_subcommand_from up' -s q -l quiet -d 'Fewer messages'
+complete -c invctl -n '__fish_seen_subcommand_from up down' -l rundir -x -a '(__fish_complete_directories)' -d 'Run directory'
+complete -c invctl -n '__fish_seen_subcommand_from up' -l display-rate -x -d 'Lines per second shown'
+complete -c invctl -n '__fish_seen_subcommand_from up' -s l -l listen -x -d 'Passed to invserve'
