@@ -1,0 +1,511 @@
+/*
+ * HTTP on libevent's evhttp: the listener, limits, routing, CORS and the
+ * same-origin check, errors, and static files from the www directory.
+ * evhttp parses every request; this file only decides what to answer.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "invoice.h"
+#include "invserve.h"
+#include "log.h"
+#include "util.h"
+
+#define HEADERS_MAX	8192	/* above: 431 */
+#define HEADERS_HARD	65536	/* above: evhttp cuts the request off */
+#define URI_MAX		4096	/* above: 414 */
+#define BODY_MAX	16384	/* above: 413 */
+#define REQUEST_TIMEOUT_S 10
+
+static struct evhttp *http;
+static struct evconnlistener *listener;
+static struct event *accept_again;
+
+uint32_t
+jitter(uint32_t n)
+{
+	return n > 0 ? arc4random_uniform(n) : 0;
+}
+
+/* ---- answers ---- */
+
+static void
+count_error(int code)
+{
+	static const int codes[] = { 400, 401, 403, 404, 405 };
+	size_t i;
+
+	if (code < 400)
+		return;
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (codes[i] == code)
+			break;
+	stats.http_errors[i]++;
+}
+
+static const char *
+reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return NULL;
+	}
+}
+
+void
+http_json(struct evhttp_request *req, int code, const char *json)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	count_error(code);
+	evbuffer_add_printf(b, "%s\n", json);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-store");
+	http_cors(req);
+	evhttp_send_reply(req, code, reason(code), b);
+	evbuffer_free(b);
+}
+
+void
+http_jsonf(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	http_json(req, code, buf);
+}
+
+/* {"error":"..."} with the status code. */
+void
+http_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	char msg[512], esc[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	inv_json_escape(msg, esc, sizeof(esc));
+	http_jsonf(req, code, "{\"error\":\"%s\"}", esc);
+}
+
+/* ---- origins ---- */
+
+static const char *
+header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static const char *
+allowed_origin(struct evhttp_request *req)
+{
+	const char *origin = header(req, "Origin");
+	int i;
+
+	if (origin == NULL)
+		return NULL;
+	for (i = 0; i < cfg.norigins; i++)
+		if (strcmp(origin, cfg.origins[i]) == 0)
+			return cfg.origins[i];
+	return NULL;
+}
+
+/* CORS headers for an origin given with --allow-origin; none otherwise. */
+void
+http_cors(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *origin = allowed_origin(req);
+
+	if (cfg.norigins > 0)
+		evhttp_add_header(h, "Vary", "Origin");
+	if (origin != NULL)
+		evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+}
+
+/*
+ * May this request change something? Browsers send Sec-Fetch-Site, and
+ * Origin on every cross-origin POST; a request with neither is not from
+ * a page (curl, invctl-like tools), so it cannot be a forgery.
+ */
+int
+http_same_origin(struct evhttp_request *req)
+{
+	const char *site = header(req, "Sec-Fetch-Site");
+	const char *origin = header(req, "Origin");
+	const char *host = header(req, "Host"), *p;
+
+	if (site != NULL && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
+		return 0;
+	if (origin == NULL)
+		return 1;
+	if (host == NULL)
+		return 0;
+	if ((p = strstr(origin, "://")) == NULL)
+		return 0;	/* "null", an opaque origin */
+	return strcasecmp(p + 3, host) == 0;
+}
+
+/* ---- static files ---- */
+
+static const char *
+content_type(const char *path)
+{
+	static const struct { const char *ext, *type; } types[] = {
+		{ ".html", "text/html; charset=utf-8" },
+		{ ".css", "text/css; charset=utf-8" },
+		{ ".js", "text/javascript; charset=utf-8" },
+		{ ".mjs", "text/javascript; charset=utf-8" },
+		{ ".json", "application/json" },
+		{ ".svg", "image/svg+xml" },
+		{ ".png", "image/png" },
+		{ ".ico", "image/x-icon" },
+		{ ".txt", "text/plain; charset=utf-8" },
+		{ ".woff2", "font/woff2" },
+		{ ".webmanifest", "application/manifest+json" },
+	};
+	const char *dot = strrchr(path, '.');
+	size_t i;
+
+	for (i = 0; dot != NULL && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcasecmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+/*
+ * A file under the www directory. The path is decoded, refused if any
+ * segment is "..", and its real path must still be under the directory
+ * (a symlink out is refused too).
+ */
+static void
+serve_file(struct evhttp_request *req, const char *uripath)
+{
+	char *dec, path[PATH_MAX], real[PATH_MAX];
+	const char *seg;
+	size_t n, wlen = cfg.www != NULL ? strlen(cfg.www) : 0;
+	struct evbuffer *b;
+	struct stat st;
+	int fd;
+
+	if (cfg.www == NULL) {
+		http_error(req, 404, "not found");
+		return;
+	}
+	if ((dec = evhttp_uridecode(uripath, 0, &n)) == NULL) {
+		http_error(req, 400, "bad path");
+		return;
+	}
+	if (strlen(dec) != n || dec[0] != '/') {
+		free(dec);
+		http_error(req, 400, "bad path");
+		return;
+	}
+	for (seg = dec; seg != NULL; seg = strchr(seg + 1, '/')) {
+		if (strncmp(seg, "/..", 3) == 0 && (seg[3] == '/' ||
+		    seg[3] == '\0')) {
+			free(dec);
+			http_error(req, 400, "bad path");
+			return;
+		}
+	}
+	n = (size_t)snprintf(path, sizeof(path), "%s%s%s", cfg.www, dec,
+	    dec[strlen(dec) - 1] == '/' ? "index.html" : "");
+	free(dec);
+	if (n >= sizeof(path) || realpath(path, real) == NULL ||
+	    strncmp(real, cfg.www, wlen) != 0 || (real[wlen] != '/' &&
+	    real[wlen] != '\0')) {
+		http_error(req, 404, "not found");
+		return;
+	}
+	if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* A directory: its index, through a redirect so links work. */
+		char loc[PATH_MAX];
+
+		snprintf(loc, sizeof(loc), "%s/", uripath);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Location", loc);
+		evhttp_send_reply(req, 301, "Moved Permanently", NULL);
+		return;
+	}
+	if ((fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0 ||
+	    fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		http_error(req, 404, "not found");
+		return;
+	}
+	b = evbuffer_new();
+	if (evbuffer_add_file(b, fd, 0, st.st_size) < 0) {
+		evbuffer_free(b);
+		http_error(req, 500, "cannot read file");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", content_type(real));
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Cache-Control", "no-cache");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "X-Content-Type-Options", "nosniff");
+	/* The control buttons must not be framed (clickjacking). */
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Security-Policy", "frame-ancestors 'none'");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+/* ---- routing ---- */
+
+static size_t
+headers_size(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	size_t n = 0;
+
+	TAILQ_FOREACH(kv, h, next)
+		n += strlen(kv->key) + strlen(kv->value) + 4;
+	return n;
+}
+
+static void
+not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    allow);
+	http_error(req, 405, "method not allowed (allowed: %s)", allow);
+}
+
+/* OPTIONS: a CORS preflight for the GET endpoints (Last-Event-ID). */
+static void
+preflight(struct evhttp_request *req, const char *allow)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Allow", allow);
+	if (allowed_origin(req) != NULL) {
+		http_cors(req);
+		evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, HEAD");
+		evhttp_add_header(h, "Access-Control-Allow-Headers",
+		    "Last-Event-ID, Cache-Control");
+		evhttp_add_header(h, "Access-Control-Max-Age", "600");
+	} else if (cfg.norigins > 0)
+		evhttp_add_header(h, "Vary", "Origin");
+	evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+static void
+route(struct evhttp_request *req, void *arg)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+
+	stats.http_requests++;
+	if (inv_verbose > 2)
+		inv_info("%s", evhttp_request_get_uri(req));
+	if (strlen(evhttp_request_get_uri(req)) > URI_MAX) {
+		http_error(req, 414, "URI too long");
+		return;
+	}
+	if (headers_size(req) > HEADERS_MAX) {
+		http_error(req, 431, "request headers too large");
+		return;
+	}
+	if (path == NULL || path[0] != '/') {
+		http_error(req, 400, "bad request target");
+		return;
+	}
+	if (strcmp(path, "/events") == 0) {
+		if (m == EVHTTP_REQ_GET)
+			sse_open(req);
+		else if (m == EVHTTP_REQ_OPTIONS)
+			preflight(req, "GET, OPTIONS");
+		else
+			not_allowed(req, "GET, OPTIONS");
+	} else if (strcmp(path, "/api/invoices") == 0 ||
+	    strcmp(path, "/api/stats") == 0 || strcmp(path, "/api/state") == 0) {
+		if (m == EVHTTP_REQ_OPTIONS)
+			preflight(req, "GET, HEAD, OPTIONS");
+		else if (!get)
+			not_allowed(req, "GET, HEAD, OPTIONS");
+		else if (strcmp(path, "/api/invoices") == 0)
+			api_invoices(req);
+		else if (strcmp(path, "/api/stats") == 0)
+			api_stats(req);
+		else
+			api_state(req);
+	} else if (strcmp(path, "/api/start") == 0 ||
+	    strcmp(path, "/api/stop") == 0) {
+		if (m != EVHTTP_REQ_POST)
+			not_allowed(req, "POST");
+		else
+			api_control(req, strcmp(path, "/api/start") == 0);
+	} else if (strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) {
+		if (!get)
+			not_allowed(req, "GET, HEAD");
+		else if (strcmp(path, "/healthz") == 0)
+			api_healthz(req);
+		else
+			api_metrics(req);
+	} else if (strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0) {
+		http_error(req, 404, "no such endpoint");
+	} else if (!get) {
+		not_allowed(req, "GET, HEAD");
+	} else
+		serve_file(req, path);
+}
+
+/* ---- listening ---- */
+
+static void
+on_accept_again(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(listener);
+}
+
+/* Out of descriptors: pause accepting for a moment instead of spinning. */
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct timeval tv = { 0, 200000 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		inv_warnx("cannot accept: %s; pausing 200 ms",
+		    evutil_socket_error_to_string(e));
+		evconnlistener_disable(l);
+		evtimer_add(accept_again, &tv);
+	}
+}
+
+int
+http_start(const char *addr, char *err, size_t size)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char host[INET6_ADDRSTRLEN], probe[300];
+	const char *colon = strrchr(addr, ':'), *errstr;
+	long long v;
+	int port;
+
+	/*
+	 * evutil parses the address but refuses port 0, which asks the
+	 * kernel for a free port (tests use it): parse the port here.
+	 */
+	memset(&ss, 0, sizeof(ss));
+	if (colon == NULL || inv_parse_int(colon + 1, 0, 65535, &v,
+	    &errstr) < 0 || (size_t)(colon - addr) > 256) {
+		snprintf(err, size, "bad listen address '%s': expected "
+		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
+		return -1;
+	}
+	snprintf(probe, sizeof(probe), "%.*s:1", (int)(colon - addr), addr);
+	if (evutil_parse_sockaddr_port(probe, (struct sockaddr *)&ss,
+	    &sslen) < 0) {
+		snprintf(err, size, "bad listen address '%s': expected "
+		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)v);
+	else
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)v);
+	listener = evconnlistener_new_bind(base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+	    4096, (struct sockaddr *)&ss, sslen);
+	if (listener == NULL) {
+		snprintf(err, size, "cannot listen on %s: %s", addr,
+		    strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(listener, on_accept_error);
+	accept_again = evtimer_new(base, on_accept_again, NULL);
+	if ((http = evhttp_new(base)) == NULL ||
+	    evhttp_bind_listener(http, listener) == NULL) {
+		snprintf(err, size, "cannot start the HTTP server");
+		return -1;
+	}
+	evhttp_set_max_headers_size(http, HEADERS_HARD);
+	evhttp_set_max_body_size(http, BODY_MAX);
+	evhttp_set_timeout(http, REQUEST_TIMEOUT_S);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(http, route, NULL);
+
+	sslen = sizeof(ss);
+	if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&ss,
+	    (socklen_t *)&sslen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			port = ntohs(s6->sin6_port);
+			if (inv_verbose)
+				inv_info("listening on http://[%s]:%d/", host, port);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+			if (inv_verbose)
+				inv_info("listening on http://%s:%d/", host, port);
+		}
+	}
+	return 0;
+}
+
+/* Stop accepting; connections already open carry on. */
+void
+http_stop_accepting(void)
+{
+	if (listener != NULL)
+		evconnlistener_disable(listener);
+	if (accept_again != NULL)
+		evtimer_del(accept_again);
+}
+
+void
+http_stop(void)
+{
+	if (http != NULL)
+		evhttp_free(http);
+	http = NULL;
+}
