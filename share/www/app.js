@@ -494,7 +494,19 @@
         el.body.scrollTop = first * rowH;
       for (const row of rowsById.values())
         row.pos = -1;
+      still();
     }
+  }
+
+  // Rows move to their new places at once this frame, not slide there.
+  let stillFrames = 0;
+  function still() {
+    el.body.classList.add('still');
+    const mine = ++stillFrames;
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (mine === stillFrames)
+        el.body.classList.remove('still');
+    }));
   }
 
   let scheduled = false;
@@ -519,6 +531,7 @@
   /* ---- invoices from the stream ---- */
 
   let pending = [];
+  let lastFlush = -1e9;
 
   function flush() {
     if (pending.length === 0)
@@ -538,6 +551,11 @@
     }
     if (added === 0)
       return;
+    // Rows slide down for a new one at the display rate (2/s); faster
+    // than that, or a burst, they would never come to rest: they jump.
+    if (burst || now - lastFlush < 400)
+      still();
+    lastFlush = now;
     el.canvas.style.height = `${count() * rowH}px`;
     if (anchor) {
       // Keep the rows being read where they are, and count the news.
