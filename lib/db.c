@@ -422,3 +422,16 @@ inv_db_cycle_then(PGconn *db, const char *key, int n, int64_t last_id,
 	PQfreemem(lit);
 	return buf;
 }
+
+/*
+ * For callers running their own statements: keep the SQLSTATE of a
+ * failed result for inv_db_gone(), and put "what: libpq's reason" in err
+ * on one line.
+ */
+void
+inv_db_failed(PGconn *db, PGresult *res, const char *what, char *err,
+    size_t size)
+{
+	keep_state(res);
+	seterr(err, size, what, PQerrorMessage(db));
+}

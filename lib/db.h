@@ -28,5 +28,7 @@ int64_t		 inv_db_cycle_begin(PGconn *, const char *, int64_t, int64_t,
 		    char *, size_t);
 char		*inv_db_cycle_then(PGconn *, const char *, int, int64_t, char *,
 		    size_t);
+void		 inv_db_failed(PGconn *, PGresult *, const char *, char *,
+		    size_t);
 
 #endif

@@ -50,3 +50,33 @@ lines_of() {
 	paste -d ' ' "$1.a" "$1.b" "$1.c" | sort -n
 	rm -f "$1.a" "$1.b" "$1.c"
 }
+
+# stamp [READY]: stdin to stdout, each line prefixed with the
+# CLOCK_MONOTONIC time in nanoseconds at which it arrived (os.read, so
+# a line is stamped when it comes, not when a buffer fills). Creates
+# READY once it is reading, so a test can hold its input until then.
+stamp() {
+	python3 -c '
+import os, sys, time
+if len(sys.argv) > 1:
+    open(sys.argv[1], "w").close()
+buf = b""
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    t = time.monotonic_ns()
+    *lines, buf = (buf + b).split(b"\n")
+    for l in lines:
+        sys.stdout.buffer.write(b"%d %s\n" % (t, l))
+    sys.stdout.flush()
+' "$@"
+}
+# min_gap FILE: the smallest gap in ms between consecutive lines of
+# stamp's output, then the number of lines: "49.87 30".
+min_gap() {
+	awk 'NR > 1 { g = ($1 - p) / 1e6; if (m == "" || g < m) m = g }
+	    { p = $1 } END { printf "%.2f %d\n", m, NR }' "$1"
+}
+# unstamp FILE: the lines of stamp's output without their times.
+unstamp() { cut -d' ' -f2- "$1"; }

@@ -57,7 +57,7 @@ conn_lost(struct rconn *rc, const char *why)
 	struct timeval tv;
 
 	rc->rc_ac = NULL;
-	if (rc->rc_ready || !rc->rc_warned) {
+	if (!stopping && (rc->rc_ready || !rc->rc_warned)) {
 		inv_warnx("Redis (%s connection): %s; reconnecting", rc->rc_name,
 		    why);
 		rc->rc_warned = 1;

@@ -1,0 +1,414 @@
+#!/usr/bin/env bats
+# invstats: equality with the database after runs, crashes and outages,
+# --resume, show, rebuild, bad lines, signals, usage.
+
+load helper
+
+setup() {
+	db_reset
+	redis_reset
+	T=$BATS_TEST_TMPDIR
+	PIDS=
+}
+
+teardown() {
+	# A stopped Redis must not outlive the test that stopped it.
+	[ -f "$INV_SERVERS_DIR/redis.pid" ] &&
+	    kill -CONT "$(cat "$INV_SERVERS_DIR/redis.pid")" 2>/dev/null
+	redis_up
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	true
+}
+
+# count subtotal vat total last_id, from Redis and from the database.
+stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
+stats_db() {
+	db -F ' ' -c "SELECT count(*), coalesce(sum(subtotal) * 100, 0)::bigint,
+	    coalesce(sum(vat_amount) * 100, 0)::bigint,
+	    coalesce(sum(total_amount) * 100, 0)::bigint,
+	    coalesce(max(id), 0) FROM invoices ${1:-}" | sed 's/$/ /'
+}
+same_stats() { [ "$(stats_redis)" = "$(stats_db)" ]; }
+has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
+# The stats JSON as PostgreSQL itself computes it (round() is half-up
+# for positive amounts).
+json_db() {
+	db -c "SELECT format('{\"count\":%s,\"total_amount\":%s,\"vat_amount\":%s,\"average_amount\":%s,\"source\":\"%s\"}',
+	    count(*), coalesce(sum(total_amount), 0.00), coalesce(sum(vat_amount), 0.00),
+	    coalesce(round(avg(total_amount), 2), 0.00), '$1') FROM invoices"
+}
+# A good invoice line with the given id and subtotal in cents.
+line_of() {
+	local id=$1 sub=$2 vat total
+	vat=$(( (sub * 15 + 50) / 100 ))
+	total=$((sub + vat))
+	printf '{"id":%d,"invoice_number":"INV-20261203-%08d","invoice_date":"2026-12-03T15:00:00.000000Z","seller_name":"Acme Ltd","buyer_name":"Globex GmbH","subtotal":%d.%02d,"vat_amount":%d.%02d,"total_amount":%d.%02d}\n' \
+	    "$id" "$id" $((sub / 100)) $((sub % 100)) $((vat / 100)) $((vat % 100)) $((total / 100)) $((total % 100))
+}
+
+@test "after invgen -r 0 -n 5000 | invstats: Redis equals the database to the cent, stdout equals stdin" {
+	invgen -r 0 -n 5000 | tee "$T/in" | invstats > "$T/out"
+	cmp "$T/in" "$T/out"
+	[ "$(wc -l < "$T/out")" -eq 5000 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	# a second pass over the same lines counts nothing twice
+	invstats < "$T/in" > /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "show from Redis and from PostgreSQL agree exactly, average half-up" {
+	invgen -r 0 -n 3000 | invstats > /dev/null
+	run invstats show
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(json_db redis)" ]
+	run invstats -q --no-redis show
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(json_db postgres)" ]
+	# a total whose average ends in half a cent rounds up: (1.15 + 1.16) / 2
+	db_reset; redis_reset
+	db -c "INSERT INTO invoices (invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount) VALUES
+	    ('A-1', now(), 'a', 'b', 1.00, 0.15, 1.15), ('A-2', now(), 'a', 'b', 1.01, 0.15, 1.16)"
+	invstats < /dev/null
+	[ "$(invstats show)" = '{"count":2,"total_amount":2.31,"vat_amount":0.30,"average_amount":1.16,"source":"redis"}' ]
+	[ "$(invstats -q --no-redis show)" = '{"count":2,"total_amount":2.31,"vat_amount":0.30,"average_amount":1.16,"source":"postgres"}' ]
+}
+
+@test "show falls back to PostgreSQL when Redis is down, and says so" {
+	invgen -r 0 -n 100 | invstats > /dev/null
+	redis_down
+	run invstats show
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "invstats: cannot connect to Redis: No such file or directory: computing them from PostgreSQL" ] ||
+	    [[ "${lines[0]}" == "invstats: cannot connect to Redis: "*": computing them from PostgreSQL" ]]
+	[ "${lines[1]}" = "$(json_db postgres)" ]
+	run invstats -q show
+	[ "$output" = "$(json_db postgres)" ]
+	run invstats -q --no-db show
+	[ "$status" -eq 69 ]
+	run invstats -q --no-db --no-redis show
+	[ "$status" -eq 69 ]
+	[ "$output" = "invstats: no statistics without Redis or a database (REDIS_URL, DATABASE_URL)" ]
+}
+
+@test "statistics persist across runs and restarts" {
+	invgen -r 0 -n 700 | invstats > /dev/null
+	invgen -r 0 -n 300 | invstats > /dev/null
+	[ "$(rcli HGET inv:stats count)" -eq 1000 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	# rows committed while no invstats ran are caught up at the next start
+	invgen -r 0 -n 250 > /dev/null
+	invstats < /dev/null
+	[ "$(rcli HGET inv:stats count)" -eq 1250 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "kill -9 of invstats mid-stream, then a restart: Redis equals the database" {
+	for round in 1 2 3; do
+		mkfifo "$T/p$round"
+		invgen -q -r 0 -n 300000 > "$T/p$round" 3>&- &
+		gen=$!
+		invstats -q < "$T/p$round" > /dev/null 3>&- &
+		st=$!
+		PIDS="$gen $st"
+		sleep 0.$((3 + round * 2))
+		kill -9 $st
+		wait $gen || true
+		# what the killed process left is exact up to its own mark
+		last=$(rcli HGET inv:stats last_id)
+		n=$(rcli HGET inv:stats count)
+		[ "$(stats_redis)" = "$(stats_db "WHERE id <= $last")" ]
+		invstats -q < /dev/null
+		[ "$(stats_redis)" = "$(stats_db)" ]
+	done
+	echo "counted before the last restart: $n of $(db -c 'SELECT count(*) FROM invoices')"
+}
+
+@test "Redis restarted empty mid-stream: lines keep flowing, said once, caught up" {
+	invgen -r 200 -n 1200 2>/dev/null | invstats > "$T/out" 2> "$T/err" 3>&- &
+	PIDS=$!
+	sleep 1.5
+	redis_down
+	sleep 1.5
+	redis_up
+	wait_for 15 has_lines 1200 "$T/out"
+	wait $PIDS
+	cat "$T/err"
+	[ "$(grep -c 'passing lines on' "$T/err")" -eq 1 ]
+	grep -q 'invstats: Redis is back' "$T/err"
+	[ "$(wc -l < "$T/out")" -eq 1200 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	[ "$(invstats show)" = "$(json_db redis)" ]
+}
+
+@test "a hung Redis (SIGSTOP) does not stop the lines" {
+	invgen -r 100 -n 500 2>/dev/null | invstats > "$T/out" 2> "$T/err" 3>&- &
+	PIDS=$!
+	sleep 1
+	kill -STOP "$(cat "$INV_SERVERS_DIR/redis.pid")"
+	a=$(wc -l < "$T/out")
+	sleep 2.5
+	b=$(wc -l < "$T/out")
+	kill -CONT "$(cat "$INV_SERVERS_DIR/redis.pid")"
+	echo "lines while Redis hung: $a -> $b"
+	# 100/s for 2.5 s: at least half of them went through meanwhile
+	[ $((b - a)) -ge 125 ]
+	wait $PIDS
+	[ "$(wc -l < "$T/out")" -eq 500 ]
+	wait_for 10 same_stats
+}
+
+@test "--resume: rows committed while nobody read them come out once, in order" {
+	invgen -r 0 -n 100 | invstats -q --resume > "$T/o1"
+	[ "$(wc -l < "$T/o1")" -eq 100 ]
+	[ "$(rcli GET inv:fwd)" -eq 100 ]
+	# committed, but the lines went nowhere (the pipe broke)
+	invgen -r 0 -n 50 > /dev/null
+	invgen -r 0 -n 30 | invstats --resume > "$T/o2" 2> "$T/err"
+	grep -q 'invstats: re-emitted [0-9]* invoices committed after id 100' "$T/err"
+	[ "$(jq .id "$T/o2" | tr '\n' ' ')" = "$(seq 101 180 | tr '\n' ' ')" ]
+	[ "$(rcli GET inv:fwd)" -eq 180 ]
+	# re-emitted lines are byte for byte what invgen printed
+	rcli SET inv:fwd 0 > /dev/null
+	invstats -q --resume < /dev/null > "$T/o3"
+	cmp <(head -100 "$T/o3") "$T/o1"
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "--resume after kill -9 of the segment: every committed invoice comes out" {
+	invstats -q --resume < /dev/null > /dev/null	# first start: NS:fwd = 0
+	mkfifo "$T/p"
+	invgen -q -r 2000 -n 100000 > "$T/p" 3>&- &
+	gen=$!
+	invstats -q --resume < "$T/p" > "$T/out" 3>&- &
+	st=$!
+	PIDS="$gen $st"
+	sleep 1.5
+	kill -9 $st
+	wait $gen || true
+	# lines were committed but lost in the pipe: more rows than lines
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -gt "$(wc -l < "$T/out")" ]
+	invgen -r 0 -n 100 | invstats -q --resume >> "$T/out"
+	diff <(jq .id "$T/out" | sort -nu) <(db -c 'SELECT id FROM invoices ORDER BY id')
+	# at-least-once: only what NS:fwd had not yet recorded came twice
+	[ $(( $(wc -l < "$T/out") - $(jq .id "$T/out" | sort -u | wc -l) )) -lt 2000 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "--resume: a row re-emitted and then read on stdin is written once, still counted" {
+	invgen -r 0 -n 9 > "$T/in"
+	rcli SET inv:fwd 8 > /dev/null
+	invstats -q --resume < "$T/in" > "$T/out"
+	cmp "$T/out" <(sed -n 9p "$T/in")
+	[ "$(rcli GET inv:fwd)" -eq 9 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	# lines above the mark on stdin are written, and move it
+	invgen -r 0 -n 3 > "$T/in2"
+	invstats -q --resume < "$T/in2" > "$T/out2"
+	cmp "$T/in2" "$T/out2"
+	[ "$(rcli GET inv:fwd)" -eq 12 ]
+}
+
+@test "--resume without a database or Redis: said, then a plain filter" {
+	line_of 7 1000 > "$T/in"
+	line_of 8 2000 >> "$T/in"
+	rcli SET inv:fwd 8 > /dev/null
+	run bash -c 'invstats -q --resume --no-db < "$1" 2>"$2" >"$3"' _ "$T/in" "$T/err" "$T/out"
+	[ "$status" -eq 0 ]
+	cmp "$T/in" "$T/out"
+	[ "$(cat "$T/err")" = "invstats: cannot resume without a database: nothing re-emitted" ]
+	run bash -c 'invstats -q --resume --no-redis < "$1" 2>"$2" >"$3"' _ "$T/in" "$T/err" "$T/out"
+	cmp "$T/in" "$T/out"
+	[ "$(cat "$T/err")" = "invstats: cannot resume without Redis: nothing re-emitted" ]
+}
+
+@test "--resume on a first start (no NS:fwd) re-emits nothing" {
+	invgen -r 0 -n 40 > /dev/null
+	invstats -q --resume < /dev/null > "$T/out"
+	[ ! -s "$T/out" ]
+	[ "$(rcli GET inv:fwd)" -eq 40 ]
+}
+
+@test "rejected lines: line number and reason on stderr, not passed on, exit 65" {
+	{
+		line_of 1 1000
+		echo 'not json'
+		echo '{"id":3,"invoice_number":"X-3","invoice_date":"2026-12-03T15:00:00Z","seller_name":"a","buyer_name":"b","subtotal":100.00,"vat_amount":15.01,"total_amount":115.01}'
+		echo '{"id":4,"invoice_number":"X-4","invoice_date":"2026-12-03T15:00:00Z","seller_name":"a","buyer_name":"b","subtotal":100.00,"vat_amount":15.00,"total_amount":115.10}'
+		line_of 5 2000
+		echo '{"id":6,"invoice_number":"X-6","invoice_date":"2026-12-03T15:00:00Z","seller_name":"a","buyer_name":"b","subtotal":100.001,"vat_amount":15.00,"total_amount":115.00}'
+		echo '{"id":7}'
+		echo
+		head -c 5000 /dev/zero | tr '\0' x; echo
+		line_of 10 3000
+	} > "$T/in"
+	run bash -c 'invstats --no-db < "$1" 2>"$2" >"$3"' _ "$T/in" "$T/err" "$T/out"
+	[ "$status" -eq 65 ]
+	diff "$T/err" - <<-'EOF'
+	invstats: no database (DATABASE_URL unset or --no-db): statistics count the lines alone
+	invstats: line 2: not a JSON object
+	invstats: line 3: vat_amount is not 15% of subtotal
+	invstats: line 4: total_amount is not subtotal + vat_amount
+	invstats: line 6: subtotal: amount has more than two decimals
+	invstats: line 7: missing key invoice_number
+	invstats: line 8: empty line
+	invstats: line 9: line too long (more than 4096 bytes)
+	invstats: 7 lines rejected
+	EOF
+	diff "$T/out" <(line_of 1 1000; line_of 5 2000; line_of 10 3000)
+	[ "$(stats_redis)" = "3 6000 900 6900 10 " ]
+}
+
+@test "a huge line without a newline is rejected, never a crash" {
+	run bash -c '{ head -c 3000000 /dev/zero | tr "\0" "{"; echo; printf "%s" "$1"; } | invstats -q --no-db --no-redis' _ "$(line_of 2 500)"
+	[ "$status" -eq 65 ]
+	[ "${lines[0]}" = "invstats: line 1: line too long (more than 4096 bytes)" ]
+	[ "${lines[1]}" = "$(line_of 2 500)" ]
+	[ "${lines[2]}" = "invstats: 1 line rejected" ]
+}
+
+@test "without a database: counts in Redis from the lines alone" {
+	invgen -q --no-db -r 0 -n 2000 > "$T/in"
+	invstats -q --no-db < "$T/in" > "$T/out"
+	cmp "$T/in" "$T/out"
+	want=$(awk '{
+		match($0, /"subtotal":[0-9.]+/); s = substr($0, RSTART + 11, RLENGTH - 11)
+		match($0, /"vat_amount":[0-9.]+/); v = substr($0, RSTART + 13, RLENGTH - 13)
+		match($0, /"total_amount":[0-9.]+/); t = substr($0, RSTART + 15, RLENGTH - 15)
+		gsub(/\./, "", s); gsub(/\./, "", v); gsub(/\./, "", t)
+		S += s; V += v; T += t; n++
+	} END { printf "%d %d %d %d %d \n", n, S, V, T, n }' "$T/in")
+	[ "$(stats_redis)" = "$want" ]
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 0 ]
+}
+
+@test "without Redis: a plain validating filter; without either too" {
+	invgen -r 0 -n 500 > "$T/in"
+	run bash -c 'invstats --no-redis < "$1" 2>"$2" >"$3"' _ "$T/in" "$T/err" "$T/out"
+	[ "$status" -eq 0 ]
+	cmp "$T/in" "$T/out"
+	[ "$(cat "$T/err")" = "invstats: no Redis (REDIS_URL unset or --no-redis): lines are checked and passed on, nothing is counted" ]
+	[ "$(rcli EXISTS inv:stats)" -eq 0 ]
+	run bash -c 'REDIS_URL= DATABASE_URL= invstats -q < "$1" > "$2"' _ "$T/in" "$T/out2"
+	[ "$status" -eq 0 ]
+	cmp "$T/in" "$T/out2"
+	[ "$(invstats -q --no-redis show)" = "$(json_db postgres)" ]
+}
+
+@test "Redis down from the start: lines pass, counted when it is back next time" {
+	redis_down
+	invgen -r 0 -n 300 | invstats > "$T/out" 2> "$T/err"
+	[ "$(wc -l < "$T/out")" -eq 300 ]
+	[ "$(grep -c 'passing lines on' "$T/err")" -eq 1 ]
+	redis_up
+	invstats -q < /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "a stats event on NS:stats for every burst, as show prints it" {
+	timeout 20 redis-cli -s "$REDIS_SOCK" SUBSCRIBE inv:stats > "$T/sub" 3>&- &
+	PIDS=$!
+	wait_for 5 grep -q subscribe "$T/sub"
+	invgen -r 50 -n 40 | invstats > /dev/null
+	wait_for 5 grep -q '"count":40,' "$T/sub"
+	[ "$(grep '^{' "$T/sub" | tail -1)" = "$(invstats show)" ]
+	# coalesced: far fewer events than invoices would be at -r 0
+	invgen -r 0 -n 20000 | invstats > /dev/null
+	wait_for 5 grep -q '"count":20040,' "$T/sub"
+	[ "$(grep -c '^{' "$T/sub")" -lt 1000 ]
+}
+
+@test "rebuild: atomically from PostgreSQL, over a wrong hash, and after a truncate" {
+	invgen -r 0 -n 800 | invstats > /dev/null
+	rcli HSET inv:stats count 1 total 5 > /dev/null
+	invstats rebuild
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	[ -z "$(rcli KEYS 'inv:stats:*')" ]
+	# Redis ahead of the database (the table was truncated): a start rebuilds
+	db_reset
+	invgen -r 0 -n 10 | invstats -q > /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	run invstats --no-db rebuild
+	[ "$status" -eq 69 ]
+	[ "$output" = "invstats: rebuild needs a database (DATABASE_URL or --db)" ]
+}
+
+@test "a row below the mark that the hash never counted: the next start rebuilds" {
+	invgen -r 0 -n 100 | invstats -q > /dev/null
+	# as if a second invgen committed id 50 after id 100 was counted
+	db -c "DELETE FROM invoices WHERE id = 50"
+	redis-cli -s "$REDIS_SOCK" HINCRBY inv:stats count -1 > /dev/null
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES (50, 'LATE-50', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	invstats -q < /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	db -c "DELETE FROM invoices WHERE id = 60"
+	invstats -q < /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "INV_NAMESPACE keeps two stacks apart" {
+	invgen -r 0 -n 30 | INV_NAMESPACE=other invstats > /dev/null
+	[ "$(rcli HGET other:stats count)" -eq 30 ]
+	[ "$(rcli EXISTS inv:stats)" -eq 0 ]
+}
+
+@test "SIGTERM: the current line is finished, exit 0" {
+	mkfifo "$T/p"
+	invgen -q -r 100 -n 5000 > "$T/p" 3>&- &
+	gen=$!
+	invstats -q < "$T/p" > "$T/out" 2> "$T/err" 3>&- &
+	pid=$!
+	PIDS="$gen $pid"
+	sleep 1
+	kill -TERM $pid
+	rc=0; wait $pid || rc=$?
+	[ "$rc" -eq 0 ]
+	[ ! -s "$T/err" ]
+	n=$(wc -l < "$T/out")
+	[ "$n" -gt 10 ]
+	[ "$(jq -c . "$T/out" | wc -l)" -eq "$n" ]
+	[ "$(rcli HGET inv:stats count)" -ge "$n" ]
+}
+
+@test "SIGPIPE: the reader going away ends invstats quietly" {
+	run bash -c 'invgen -q --no-db -r 0 -n 200000 | invstats -q --no-db --no-redis 2>"$1" | head -1 >/dev/null; echo "${PIPESTATUS[1]}"' _ "$T/err"
+	[ "$output" = 0 ]
+	[ ! -s "$T/err" ]
+}
+
+@test "--help on stdout exits 0, --version prints the version" {
+	run invstats --help
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == "usage: invstats "* ]]
+	run invstats --version
+	[ "$status" -eq 0 ]
+	[ "$output" = "invstats 0.1.0" ]
+}
+
+@test "bad flags: a clear message, usage, exit 64" {
+	for args in "-x" "--bogus" "--db" "--redis" "--db x --no-db" \
+	    "--redis unix:///x --no-redis" "frob" "show extra" "--resume show" \
+	    "--resume rebuild" "-q=1"; do
+		run invstats $args
+		echo "args: $args -> $status: $output"
+		[ "$status" -eq 64 ]
+		[[ "$output" == invstats:* ]]
+	done
+	run invstats frob
+	[ "${lines[0]}" = "invstats: unknown command 'frob'" ]
+	[[ "${lines[1]}" == "usage: invstats "* ]]
+}
+
+@test "malformed DATABASE_URL, REDIS_URL or INV_NAMESPACE: exit 64 before anything" {
+	run env DATABASE_URL='postgresql://[::1' invstats show
+	[ "$status" -eq 64 ]
+	[[ "$output" == "invstats: bad database URL"* ]]
+	run env REDIS_URL='http://localhost' invstats show
+	[ "$status" -eq 64 ]
+	[ "$output" = "invstats: bad Redis URL: expected redis:// or unix://" ]
+	run invstats --redis 'redis://host:99999' < /dev/null
+	[ "$status" -eq 64 ]
+	[ "$output" = "invstats: bad Redis URL: port is not a number from 1 to 65535" ]
+	run env INV_NAMESPACE='a b' invstats < /dev/null
+	[ "$status" -eq 64 ]
+}
