@@ -130,8 +130,10 @@
       el.progress.textContent = '—';
       el.bar.style.width = '0';
     }
-    if (before !== s.state)
+    if (before !== s.state) {
       announce(`Status: ${STATUS[s.state] || s.state}`);
+      document.title = `${STATUS[s.state] || s.state} · Invoice stream`;
+    }
     updateButtons();
   }
 

@@ -9,10 +9,7 @@ const { assert } = L;
 const url = process.argv[2];
 
 L.run(async (keep) => {
-  const ctx = keep(await L.launch({ viewport: { width: 1440, height: 900 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 1440, 900);
   await page.waitForSelector('#grid-empty:not([hidden])', { timeout: 10000 });
   const idle = await L.panel(page);
   assert.deepEqual(idle, { state: 'idle', text: 'Idle', conn: 'live', start: true,

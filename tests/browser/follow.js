@@ -25,15 +25,9 @@ function view() {
 }
 
 L.run(async (keep) => {
-  const ctx = keep(await L.launch({ viewport: { width: 1440, height: 900 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 1440, 900);
   L.invctl('start', '-r', '10', '-d', '8');
-  await page.waitForFunction(() => {
-    const r = document.querySelector('#grid-canvas .row[data-index="0"]');
-    return r && Number(r.dataset.id) >= 30;
-  }, null, { timeout: 20000, polling: 50 });
+  await L.waitTopAtLeast(page, 30, 20000);
   let v = await page.evaluate(view);
   assert.equal(v.scrollTop, 0);
   assert.equal(v.pill, null);

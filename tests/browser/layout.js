@@ -72,10 +72,7 @@ function overlap(a, b) {
 
 L.run(async (keep) => {
   fs.mkdirSync(shots, { recursive: true });
-  const ctx = keep(await L.launch({ viewport: { width: 1440, height: 900 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 1440, 900);
   L.invctl('start', '-r', '50', '-d', '3');
   await L.waitState(page, 'draining', 30000);
   await L.sleep(800);

@@ -50,6 +50,16 @@ async function firstPage(ctx) {
   return ctx.pages()[0] || ctx.newPage();
 }
 
+// A browser (kept for run()'s cleanup) with the page open at
+// url + where, once it shows the stack idle and live.
+async function open(keep, url, width, height, where = '/') {
+  const ctx = keep(await launch({ viewport: { width, height } }));
+  const page = await firstPage(ctx);
+  await page.goto(`${url}${where}`);
+  await waitState(page, 'idle', 15000);
+  return { ctx, page };
+}
+
 // Ends the run: no uncaught error on any page, then close.
 async function finish(ctx) {
   assert.deepEqual(ctx.errors, [], 'uncaught errors in the page');
@@ -186,6 +196,14 @@ async function topId(page) {
     const r = document.querySelector('#grid-canvas .row[data-index="0"]');
     return r ? Number(r.dataset.id) : 0;
   });
+}
+
+// Until the newest row in the grid has an id of at least id.
+async function waitTopAtLeast(page, id, timeout = 60000) {
+  await page.waitForFunction((least) => {
+    const r = document.querySelector('#grid-canvas .row[data-index="0"]');
+    return r && Number(r.dataset.id) >= least;
+  }, id, { timeout, polling: 50 });
 }
 
 async function waitTop(page, id, timeout = 60000) {
@@ -346,7 +364,7 @@ function sameAsDatabase(rows, db, what = 'grid') {
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 module.exports = {
-  assert, launch, firstPage, finish, run, sql, sh, dbInvoices, dbCount,
+  assert, launch, firstPage, open, finish, run, sql, sh, dbInvoices, dbCount,
   invctl, getJSON, money, integer, localDate, statsOf, panel, cards,
-  waitState, topId, waitTop, record, recorded, scan, sameAsDatabase, sleep,
+  waitState, topId, waitTop, waitTopAtLeast, record, recorded, scan, sameAsDatabase, sleep,
 };

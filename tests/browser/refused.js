@@ -11,10 +11,7 @@ const sock = process.env.REDIS_URL.replace(/^unix:\/\//, '');
 const redis = (...args) => L.sh('redis-cli', ['-s', sock, ...args]);
 
 L.run(async (keep) => {
-  const ctx = keep(await L.launch({ viewport: { width: 1024, height: 800 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/?rate=50&duration=2`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 1024, 800, '/?rate=50&duration=2');
   assert.equal(await page.isVisible('#token-form'), false);
 
   await page.click('#start');
@@ -47,13 +44,18 @@ L.run(async (keep) => {
   redis('HSET', 'inv:control', 'state', 'idle', 'since', '2026-12-03T00:00:00Z');
   redis('PUBLISH', 'inv:state', 'changed');
   await L.waitState(page, 'idle', 10000);
+  await L.record(page);
   await page.click('#start');
-  await L.waitState(page, 'running', 10000);
-  assert.equal((await L.panel(page)).message, null);
+  await page.waitForFunction(() => window.__rec.status.some((s) => s.state !== 'idle'),
+    null, { timeout: 10000 });
   const s = JSON.parse(await L.getJSON(`${url}/api/state`));
   assert.deepEqual([s.rate, s.duration, s.target], [50, 2, 100], 'the cycle START asked for');
 
   await L.waitState(page, 'idle', 60000);
+  const rec = await L.recorded(page);
+  assert.ok(rec.status.some((r) => r.state === 'running' && r.text === 'Running'),
+    'START did not show Running');
+  assert.equal((await L.panel(page)).message, null);
   const db = L.dbInvoices();
   assert.equal(db.length, 100);
   await L.waitTop(page, db[0].id, 10000);

@@ -11,15 +11,9 @@ const invserve = Number(pidArg);
 
 L.run(async (keep) => {
   assert.ok(invserve > 0, 'usage: resume.js URL INVSERVE_PID');
-  const ctx = keep(await L.launch({ viewport: { width: 1440, height: 900 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 1440, 900);
   L.invctl('start', '-r', '50', '-d', '6');
-  await page.waitForFunction(() => {
-    const r = document.querySelector('#grid-canvas .row[data-index="0"]');
-    return r && Number(r.dataset.id) >= 40;
-  }, null, { timeout: 30000, polling: 50 });
+  await L.waitTopAtLeast(page, 40, 30000);
 
   // The connection is lost: the page says so and rests its buttons.
   process.kill(invserve, 'SIGKILL');
@@ -37,10 +31,7 @@ L.run(async (keep) => {
   assert.equal(await page.isVisible('#conn'), false, 'the badge stays once live');
 
   // Then a reload, further on.
-  await page.waitForFunction((n) => {
-    const r = document.querySelector('#grid-canvas .row[data-index="0"]');
-    return r && Number(r.dataset.id) >= n;
-  }, Math.max(before + 60, 150), { timeout: 60000, polling: 50 });
+  await L.waitTopAtLeast(page, Math.max(before + 60, 150), 60000);
   const reloadedAt = await L.topId(page);
   await page.reload();
 

@@ -11,10 +11,7 @@ const invgen = Number(pidArg);
 
 L.run(async (keep) => {
   assert.ok(invgen > 0, 'usage: stop.js URL INVGEN_PID');
-  const ctx = keep(await L.launch({ viewport: { width: 768, height: 1024 } }));
-  const page = await L.firstPage(ctx);
-  await page.goto(`${url}/`);
-  await L.waitState(page, 'idle', 15000);
+  const { ctx, page } = await L.open(keep, url, 768, 1024);
   await L.record(page);
   L.invctl('start', '-r', '50', '-d', '60');
   await L.waitState(page, 'running', 10000);
