@@ -412,12 +412,15 @@
       for (const inv of list)
         insert(inv);
       footErr = '';
-      // The page covers the PAGE rows from first on; one of them not
-      // in it is no longer in the database: say so, not ask forever.
-      const end = Math.min(count(), first + PAGE);
-      for (let i = first; i < end; i++)
-        if (!cache.has(idAt(i)))
-          cache.set(idAt(i), { id: idAt(i), missing: true });
+      // A known id below `before` that the page skipped is no longer in
+      // the database: say so rather than ask again and again. (By id,
+      // not index: rows that arrived meanwhile moved the indexes.)
+      const hi = lowerBound(before);
+      const lo = list.length < PAGE ? Math.max(0, hi - PAGE) :
+        lowerBound(list[list.length - 1].id);
+      for (let p = lo; p < hi; p++)
+        if (!cache.has(asc[p]))
+          cache.set(asc[p], { id: asc[p], missing: true });
     } catch (e) {
       footError(`Could not load invoices: ${e.message}. Trying again…`);
       await new Promise((res) => setTimeout(res, 3000));
@@ -465,13 +468,18 @@
 
   function fillRow(row, inv) {
     const c = row.children;
-    if (!inv || inv.missing) {
+    if (!inv) {
       row.classList.add('row-loading');
-      if (inv && inv.missing)
-        c[0].textContent = `#${inv.id} unavailable`;
       return;
     }
     row.classList.remove('row-loading');
+    row.filled = true;
+    if (inv.missing) {
+      row.classList.add('row-missing');
+      c[0].textContent = `#${inv.id}`;
+      c[2].textContent = 'no longer in the database';
+      return;
+    }
     c[0].textContent = inv.invoice_number;
     c[1].textContent = localTime(inv.invoice_date);
     c[1].dateTime = inv.invoice_date;
@@ -483,7 +491,6 @@
     c[4].textContent = money(inv.subtotal);
     c[5].textContent = money(inv.vat_amount);
     c[6].textContent = money(inv.total_amount);
-    row.filled = true;
   }
 
   function measure() {
@@ -607,8 +614,8 @@
       } else if (!row.filled && inv) {
         fillRow(row, inv);
       }
-      if (!inv && missing < 0)
-        missing = i;
+      if (!inv)
+        missing = i;	// the loop runs upwards: the newest one wins
       if (row.pos !== i) {
         row.pos = i;
         row.style.transform = `translateY(${i * rowH}px)`;
@@ -623,13 +630,8 @@
         rowsById.delete(id);
       }
     }
-    if (missing >= 0) {
-      // The newest missing row of the run below it.
-      let m = missing;
-      while (m > first && !cache.has(idAt(m - 1)))
-        m--;
-      loadGap(m);
-    }
+    if (missing >= 0)
+      loadGap(missing);
     for (const [id, t] of fresh)
       if (now - t >= NEW_MS)
         fresh.delete(id);
