@@ -535,3 +535,16 @@ plain
 	[ "$status" -eq 64 ]
 	[ "$output" = "invbuf: bad INV_NAMESPACE 'a b': expected 1 to 64 of A-Z a-z 0-9 _ . -" ]
 }
+
+@test "regression: with Redis every accept reply is freed, so memory stays flat over 300,000 lines" {
+	command -v /usr/bin/time >/dev/null || skip "GNU time is not installed"
+	redis_reset
+	invgen -q --no-db -r 0 -n 20000 > "$T/small"
+	invgen -q --no-db -r 0 -n 300000 > "$T/big"
+	/usr/bin/time -f %M -o "$T/rss.small" invbuf -q -r 0 < "$T/small" > /dev/null
+	redis_reset
+	/usr/bin/time -f %M -o "$T/rss.big" invbuf -q -r 0 < "$T/big" > /dev/null
+	small=$(tail -1 "$T/rss.small"); big=$(tail -1 "$T/rss.big")
+	echo "max RSS: $small KiB for 20,000 lines, $big KiB for 300,000"
+	[ $((big - small)) -lt 6000 ]
+}

@@ -299,9 +299,10 @@ mirror_accept_finish(redisContext *c, int n, int *pushed, char *err,
 	for (i = 0; i < n; i++) {
 		if (redisGetReply(c, (void **)&r) != REDIS_OK)
 			return fail(c, NULL, err, size);
-		if (r->type == REDIS_REPLY_INTEGER)
+		if (r->type == REDIS_REPLY_INTEGER) {
 			*pushed += (int)r->integer;
-		else if (!failed++)
+			freeReplyObject(r);
+		} else if (!failed++)
 			fail(c, r, err, size);
 		else
 			freeReplyObject(r);
