@@ -36,7 +36,7 @@ L.run(async (keep) => {
   assert.deepEqual(p, { state: 'running', text: 'Running', conn: 'live', start: false,
     stop: true, progress: '—',
     message: 'START refused: cannot start: the state is running (START is ' +
-      'accepted in idle and draining).' });
+      'accepted when idle or draining).' });
 
   // Back to idle, as everyone is told (the server sends a state only
   // when it differs from the last it sent: here, by its time); then
