@@ -64,7 +64,7 @@ browse() {
 # The pid of one of the stack's programs, a child of invctl up.
 child_pid() { pgrep -P "$UP" -x "$1"; }
 
-@test "page: a full cycle: status, buttons, progress, highlight, cards = /api/stats, grid = database" {
+@test "page: a full cycle from the START button: status, buttons, progress, highlight, cards = /api/stats, grid = database" {
 	up
 	browse cycle
 }

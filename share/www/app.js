@@ -15,6 +15,11 @@
  * oldest id known), which is what lets a dropped row be fetched again
  * by its neighbour's id.
  *
+ * XXX The canvas is index * row height tall, and browsers cap an
+ * element's height (about 33 million px in Chromium): past some 400,000
+ * rows on a phone (800,000 on a desktop) the oldest cannot be reached
+ * by scrolling. Scaling the positions past the cap would close it.
+ *
  * Data only ever reaches the page through textContent and attributes.
  */
 'use strict';
