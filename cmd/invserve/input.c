@@ -387,8 +387,15 @@ input_recover(void)
 {
 	char k1[128], k2[128];
 
-	if (cfg.source_redis || !rds_ok()) {
+	if (!rds_ok()) {
 		sse_prefill();
+		return;
+	}
+	if (cfg.source_redis) {
+		/* What the FIFO reader sent: where replays from PostgreSQL end. */
+		if (rds_command(on_served, NULL, "GET %s",
+		    inv_key(k1, sizeof(k1), "served")) < 0)
+			sse_prefill();
 		return;
 	}
 	if (recovering) {
