@@ -40,6 +40,7 @@
 #define HEARTBEAT_S	15
 #define WRITE_TIMEOUT_S	30
 #define RETRY_MS	2000
+#define DIRECT_BUDGET_NS 20000000	/* of direct writes per broadcast */
 
 /*
  * An event, and the same bytes framed as an HTTP/1.1 chunk, so that a
@@ -67,6 +68,7 @@ struct client {
 	int64_t		 cl_last;	/* highest invoice id it has */
 	int		 cl_state;
 	int		 cl_chunked;	/* HTTP/1.1: events go out as chunks */
+	int		 cl_fd;
 	int		 cl_querying;	/* a PostgreSQL query points here */
 	unsigned	 cl_meta;	/* meta_version of its state and stats */
 };
@@ -681,8 +683,9 @@ sse_open(struct evhttp_request *req)
 	 * Each event is a small write: without this, Nagle holds one back
 	 * until the client's delayed ACK of the one before (tens of ms).
 	 */
-	(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
-	    &one, sizeof(one));
+	cl->cl_fd = bufferevent_getfd(bev);
+	(void)setsockopt(cl->cl_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one));
 	bufferevent_setwatermark(bev, EV_READ, 0, 4096);
 	bufferevent_enable(bev, EV_READ);
 
@@ -713,11 +716,45 @@ sse_open(struct evhttp_request *req)
 	catch_up(cl);
 }
 
-/* Send m to every live client; drop the ones that cannot keep up. */
+/*
+ * Write m to a live client, framed once for everyone. With direct set
+ * and nothing queued, the socket takes it at once; what it does not
+ * take is queued by reference, in order, for the loop to write.
+ */
+static int
+client_write(struct client *cl, struct msg *m, int direct)
+{
+	struct evbuffer *o = out(cl);
+	const char *p = cl->cl_chunked ? m->m_frame : m->m_data;
+	size_t len = cl->cl_chunked ? m->m_flen : m->m_len;
+	ssize_t n = 0;
+
+	if (direct && evbuffer_get_length(o) == 0 &&
+	    (n = send(cl->cl_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0)
+		n = 0;	/* queued: libevent sees any error and closes */
+	if ((size_t)n == len)
+		return 0;
+	if (evbuffer_add_reference(o, p + n, len - (size_t)n, msg_cleanup,
+	    m) < 0)
+		return -1;
+	m->m_refs++;
+	return 0;
+}
+
+/*
+ * Send m to every live client; drop the ones that cannot keep up.
+ * Writing to each socket at once is cheapest while there are few
+ * clients; with many, a loop of writes would hold up everything else,
+ * so after DIRECT_BUDGET_NS the rest is queued and written by the
+ * event loop in batches between other work.
+ */
 static void
 broadcast(struct msg *m)
 {
 	struct client *cl, *next;
+	int64_t t0 = inv_mono_ns();
+	unsigned sent = 0;
+	int direct = 1;
 
 	stats.broadcasts++;
 	TAILQ_FOREACH_SAFE(cl, &live, cl_entry, next) {
@@ -728,14 +765,14 @@ broadcast(struct msg *m)
 			client_drop(cl, "its queue is full");
 			continue;
 		}
-		/* Straight onto its output, framed once for everyone. */
-		if (evbuffer_add_reference(out(cl), cl->cl_chunked ?
-		    m->m_frame : m->m_data, cl->cl_chunked ? m->m_flen :
-		    m->m_len, msg_cleanup, m) < 0) {
+		if (client_write(cl, m, direct) < 0) {
 			client_drop(cl, "out of memory");
 			continue;
 		}
-		m->m_refs++;
+		/* Past the budget, the rest is left to the loop to write. */
+		if (direct && (++sent & 63) == 0 &&
+		    inv_mono_ns() - t0 > DIRECT_BUDGET_NS)
+			direct = 0;
 		stats.events_sent++;
 		if (m->m_id > 0)
 			cl->cl_last = m->m_id;
