@@ -13,13 +13,16 @@
 # master and worker together). CPU is the server's user+system time for
 # the run. One nginx worker, as invserve is one thread.
 #
-# Bounded: about a minute per server and size. Not part of make check.
+# Each size runs BENCH_REPS times (default 3), the two servers in turn,
+# and the median of each figure is printed: the machine is shared.
+# Bounded: about three minutes in all. Not part of make check.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=$root/bench/out
 mkdir -p "$out"
 CLIENTS=${BENCH_CLIENTS:-"1000 10000"}
+REPS=${BENCH_REPS:-3}
 
 have_nchan=1
 if [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ] ||
@@ -129,6 +132,22 @@ run_nchan() {	# CLIENTS EVENTS RATE
 	kill "$(cat "$d/nginx.pid")"; wait "$np" 2>/dev/null || true
 }
 
+# median FILE: per column, the median of the runs' lines
+median() {
+	awk '{ for (i = 1; i <= NF; i++) v[i, NR] = $i; nf = NF }
+	    END {
+		for (i = 1; i <= nf; i++) {
+			for (j = 1; j <= NR; j++) a[j] = v[i, j]
+			for (j = 2; j <= NR; j++)	# insertion sort, a few runs
+				for (k = j; k > 1 && a[k - 1] + 0 > a[k] + 0; k--) {
+					t = a[k]; a[k] = a[k - 1]; a[k - 1] = t
+				}
+			printf "%s%s", a[int((NR + 1) / 2)], i < nf ? " " : "\n"
+		}
+	    }' "$1"
+}
+
+printf 'median of %d runs each, taken in turn\n' "$REPS"
 printf '%-8s %-12s %9s %9s %12s %7s %s\n' clients server p50_ms p99_ms \
     rss_KiB/cl cpu_s delivered
 for n in $CLIENTS; do
@@ -137,11 +156,18 @@ for n in $CLIENTS; do
 		continue
 	fi
 	if [ "$n" -ge 5000 ]; then events=100 rate=10; else events=200 rate=20; fi
-	set -- $(run_invserve "$n" "$events" "$rate")
+	: > "$out/a.$n"; : > "$out/b.$n"
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		run_invserve "$n" "$events" "$rate" >> "$out/a.$n"
+		[ $have_nchan = 1 ] && run_nchan "$n" "$events" "$rate" >> "$out/b.$n"
+		r=$((r + 1))
+	done
+	set -- $(median "$out/a.$n")
 	printf '%-8s %-12s %9s %9s %12s %7s %s/%s\n' "$n" invserve "$1" "$2" "$3" "$4" "$5" "$6"
 	a50=$1 a99=$2 arss=$3 acpu=$4
 	if [ $have_nchan = 1 ]; then
-		set -- $(run_nchan "$n" "$events" "$rate")
+		set -- $(median "$out/b.$n")
 		printf '%-8s %-12s %9s %9s %12s %7s %s/%s\n' "$n" nginx+nchan "$1" "$2" "$3" "$4" "$5" "$6"
 		awk -v a50="$a50" -v a99="$a99" -v ar="$arss" -v ac="$acpu" \
 		    -v b50="$1" -v b99="$2" -v br="$3" -v bc="$4" 'BEGIN {
