@@ -41,7 +41,8 @@ static struct evbuffer *inbuf;
 static uint64_t	 lineno;
 static int	 skipping;		/* inside an over-long line */
 static int	 paused = 1;		/* until the first recovery is done */
-static int	 recovering;
+static int	 recovering;		/* 1: asking Redis or waiting for PostgreSQL;
+					   2: the query is out */
 static int64_t	 recover_deadline;
 static struct event *start_timer;
 static int	 save_busy;
