@@ -47,7 +47,7 @@ static int64_t	 recover_deadline;
 static struct event *start_timer;
 static int	 save_busy;
 static int64_t	 saved, save_want;
-int		 input_eof;
+static int	 input_eof;
 
 static void	 on_read(evutil_socket_t, short, void *);
 

@@ -91,8 +91,8 @@ static unsigned	 meta_version;	/* bumped when state or stats change */
 static const struct timeval *write_timeout;
 
 int64_t	 served;
-char	 state_json[1024];
 char	 stats_json[1024];
+static char state_json[1024];
 
 static void	 catch_up(struct client *);
 
@@ -238,12 +238,6 @@ size_t
 sse_ring_count(void)
 {
 	return ring_count;
-}
-
-int64_t
-sse_ring_base(void)
-{
-	return ring_base;
 }
 
 /*
