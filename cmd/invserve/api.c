@@ -625,7 +625,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (++ticks % 10 == 0 && pg_ok() && ((rds_configured() && !rds_ok()) ||
 	    stats_polled || stats_json[0] == '\0'))
 		api_stats_refresh();
-	if (!rds_configured() && !pg_configured() && local_dirty) {
+	if (!rds_configured() && !pg_configured() && local_dirty &&
+	    ticks % 5 == 0) {
 		local_dirty = 0;
 		api_stats_refresh();
 	}

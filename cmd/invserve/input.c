@@ -41,12 +41,13 @@ static struct evbuffer *inbuf;
 static uint64_t	 lineno;
 static int	 skipping;		/* inside an over-long line */
 static int	 paused = 1;		/* until the first recovery is done */
-static int	 recovering;
+static int	 recovering;		/* 1: asking Redis or waiting for PostgreSQL;
+					   2: the query is out */
 static int64_t	 recover_deadline;
 static struct event *start_timer;
 static int	 save_busy;
 static int64_t	 saved, save_want;
-int		 input_eof;
+static int	 input_eof;
 
 static void	 on_read(evutil_socket_t, short, void *);
 
@@ -387,8 +388,15 @@ input_recover(void)
 {
 	char k1[128], k2[128];
 
-	if (cfg.source_redis || !rds_ok()) {
+	if (!rds_ok()) {
 		sse_prefill();
+		return;
+	}
+	if (cfg.source_redis) {
+		/* What the FIFO reader sent: where replays from PostgreSQL end. */
+		if (rds_command(on_served, NULL, "GET %s",
+		    inv_key(k1, sizeof(k1), "served")) < 0)
+			sse_prefill();
 		return;
 	}
 	if (recovering) {

@@ -85,12 +85,10 @@ void		 sse_state(const char *, size_t);
 void		 sse_shutdown(void);
 size_t		 sse_clients(void);
 size_t		 sse_ring_count(void);
-int64_t		 sse_ring_base(void);
 int		 sse_ring_page(int64_t, int, struct evbuffer *);
 void		 sse_prefill(void);
 void		 sse_served_floor(int64_t);
 extern int64_t	 served;	/* the highest invoice id broadcast */
-extern char	 state_json[1024];
 extern char	 stats_json[1024];
 
 /* input.c */
@@ -99,7 +97,6 @@ void		 input_resume(void);
 void		 input_line(const char *, size_t, const char *);
 void		 input_start(void);
 void		 input_recover(void);
-extern int	 input_eof;
 
 /* api.c */
 void		 api_init(void);

@@ -16,6 +16,10 @@
  * nothing. When that cannot be done it gets an explicit "event: reset"
  * and the recent invoices.
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +40,26 @@
 #define HEARTBEAT_S	15
 #define WRITE_TIMEOUT_S	30
 #define RETRY_MS	2000
+#define DIRECT_BUDGET_NS 20000000	/* of direct writes per broadcast */
+
+/*
+ * An event, and the same bytes framed as an HTTP/1.1 chunk, so that a
+ * broadcast appends one reference per client and nothing else.
+ */
+#define FRAME_ROOM	16	/* for the chunk size line, "%zx\r\n" */
 
 struct msg {
 	int	 m_refs;
 	int64_t	 m_id;
+	char	*m_data;	/* the event */
 	size_t	 m_len;
-	char	 m_data[];
+	char	*m_frame;	/* the event as one chunk */
+	size_t	 m_flen;
+	char	 m_buf[];
 };
 
 enum { CL_CATCHUP, CL_LIVE, CL_GONE };
+
 
 struct client {
 	TAILQ_ENTRY(client) cl_entry;
@@ -52,6 +67,8 @@ struct client {
 	struct evhttp_connection *cl_conn;
 	int64_t		 cl_last;	/* highest invoice id it has */
 	int		 cl_state;
+	int		 cl_chunked;	/* HTTP/1.1: events go out as chunks */
+	int		 cl_fd;
 	int		 cl_querying;	/* a PostgreSQL query points here */
 	unsigned	 cl_meta;	/* meta_version of its state and stats */
 };
@@ -70,14 +87,43 @@ static struct evbuffer *tmp;
 static struct event *heartbeat;
 static struct msg *hb_msg, *state_msg, *stats_msg;
 static unsigned	 meta_version;	/* bumped when state or stats change */
+/* One timeout shared by every stream: a queue, not a heap, in libevent. */
+static const struct timeval *write_timeout;
 
 int64_t	 served;
-char	 state_json[1024];
 char	 stats_json[1024];
+static char state_json[1024];
 
 static void	 catch_up(struct client *);
 
 /* ---- messages ---- */
+
+static struct msg *
+msg_alloc(int64_t id, size_t cap)
+{
+	struct msg *m;
+
+	if ((m = malloc(sizeof(*m) + FRAME_ROOM + cap + 2)) == NULL)
+		return NULL;
+	m->m_refs = 1;
+	m->m_id = id;
+	m->m_data = m->m_buf + FRAME_ROOM;
+	return m;
+}
+
+/* The event is m_len bytes at m_data: put the chunk framing around it. */
+static struct msg *
+msg_seal(struct msg *m)
+{
+	char head[FRAME_ROOM];
+	int n = snprintf(head, sizeof(head), "%zx\r\n", m->m_len);
+
+	m->m_frame = m->m_data - n;
+	memcpy(m->m_frame, head, (size_t)n);
+	memcpy(m->m_data + m->m_len, "\r\n", 2);
+	m->m_flen = (size_t)n + m->m_len + 2;
+	return m;
+}
 
 static struct msg *
 msg_new(int64_t id, const char *event, const char *data, size_t len)
@@ -88,10 +134,8 @@ msg_new(int64_t id, const char *event, const char *data, size_t len)
 	/* A "data: " per line, should the data hold newlines. */
 	for (i = 0; i < len; i++)
 		lines += data[i] == '\n' || data[i] == '\r';
-	if ((m = malloc(sizeof(*m) + 64 + len + 7 * lines + 1)) == NULL)
+	if ((m = msg_alloc(id, 64 + len + 7 * lines + 1)) == NULL)
 		return NULL;
-	m->m_refs = 1;
-	m->m_id = id;
 	if (id > 0)
 		n += sprintf(m->m_data + n, "id: %" PRId64 "\n", id);
 	if (event != NULL)
@@ -111,7 +155,7 @@ msg_new(int64_t id, const char *event, const char *data, size_t len)
 		m->m_data[n++] = '\n';
 	}
 	m->m_len = n;
-	return m;
+	return msg_seal(m);
 }
 
 static struct msg *
@@ -120,13 +164,11 @@ msg_text(const char *text)
 	struct msg *m;
 	size_t len = strlen(text);
 
-	if ((m = malloc(sizeof(*m) + len)) == NULL)
+	if ((m = msg_alloc(0, len)) == NULL)
 		return NULL;
-	m->m_refs = 1;
-	m->m_id = 0;
 	m->m_len = len;
 	memcpy(m->m_data, text, len);
-	return m;
+	return msg_seal(m);
 }
 
 static void
@@ -196,12 +238,6 @@ size_t
 sse_ring_count(void)
 {
 	return ring_count;
-}
-
-int64_t
-sse_ring_base(void)
-{
-	return ring_base;
 }
 
 /*
@@ -311,12 +347,17 @@ sse_prefill(void)
 
 /* ---- clients ---- */
 
+static struct evbuffer *
+out(struct client *cl)
+{
+	return bufferevent_get_output(evhttp_connection_get_bufferevent(
+	    cl->cl_conn));
+}
+
 static size_t
 pending(struct client *cl)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(cl->cl_conn);
-
-	return evbuffer_get_length(bufferevent_get_output(bev));
+	return evbuffer_get_length(out(cl));
 }
 
 /* Take a client off its list; a query may still point at it. */
@@ -426,10 +467,18 @@ send_reset(struct client *cl, const char *why)
 	go_live(cl);
 }
 
+/*
+ * A page of a catch-up is written out. evhttp keeps calling this after
+ * every later write too (broadcasts bypass it): only a client still
+ * catching up takes it.
+ */
 static void
 on_drained(struct evhttp_connection *conn, void *arg)
 {
-	catch_up(arg);
+	struct client *cl = arg;
+
+	if (cl->cl_state == CL_CATCHUP)
+		catch_up(cl);
 }
 
 struct replay {
@@ -582,8 +631,8 @@ sse_open(struct evhttp_request *req)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evhttp_connection *conn = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-	struct timeval wtv = { WRITE_TIMEOUT_S, 0 };
 	struct client *cl;
+	int one = 1;
 	int64_t last = 0;
 	int resume;
 	char retry[32];
@@ -614,6 +663,7 @@ sse_open(struct evhttp_request *req)
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
 	http_cors(req);
 	evhttp_send_reply_start(req, 200, "OK");
+	cl->cl_chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
 	evhttp_connection_set_closecb(conn, on_close, cl);
 	/*
 	 * Watch for the peer closing (evhttp stopped reading when the
@@ -622,7 +672,14 @@ sse_open(struct evhttp_request *req)
 	 * WRITE_TIMEOUT_S ends a stalled one. A client that talks while
 	 * it listens is not read past a few KiB.
 	 */
-	bufferevent_set_timeouts(bev, NULL, &wtv);
+	bufferevent_set_timeouts(bev, NULL, write_timeout);
+	/*
+	 * Each event is a small write: without this, Nagle holds one back
+	 * until the client's delayed ACK of the one before (tens of ms).
+	 */
+	cl->cl_fd = bufferevent_getfd(bev);
+	(void)setsockopt(cl->cl_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one));
 	bufferevent_setwatermark(bev, EV_READ, 0, 4096);
 	bufferevent_enable(bev, EV_READ);
 
@@ -653,23 +710,63 @@ sse_open(struct evhttp_request *req)
 	catch_up(cl);
 }
 
-/* Send m to every live client; drop the ones that cannot keep up. */
+/*
+ * Write m to a live client, framed once for everyone. With direct set
+ * and nothing queued, the socket takes it at once; what it does not
+ * take is queued by reference, in order, for the loop to write.
+ */
+static int
+client_write(struct client *cl, struct msg *m, int direct)
+{
+	struct evbuffer *o = out(cl);
+	const char *p = cl->cl_chunked ? m->m_frame : m->m_data;
+	size_t len = cl->cl_chunked ? m->m_flen : m->m_len;
+	ssize_t n = 0;
+
+	if (direct && evbuffer_get_length(o) == 0 &&
+	    (n = send(cl->cl_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0)
+		n = 0;	/* queued: libevent sees any error and closes */
+	if ((size_t)n == len)
+		return 0;
+	if (evbuffer_add_reference(o, p + n, len - (size_t)n, msg_cleanup,
+	    m) < 0)
+		return -1;
+	m->m_refs++;
+	return 0;
+}
+
+/*
+ * Send m to every live client; drop the ones that cannot keep up.
+ * Writing to each socket at once is cheapest while there are few
+ * clients; with many, a loop of writes would hold up everything else,
+ * so after DIRECT_BUDGET_NS the rest is queued and written by the
+ * event loop in batches between other work.
+ */
 static void
 broadcast(struct msg *m)
 {
 	struct client *cl, *next;
+	int64_t t0 = inv_mono_ns();
+	unsigned sent = 0;
+	int direct = 1;
 
 	stats.broadcasts++;
 	TAILQ_FOREACH_SAFE(cl, &live, cl_entry, next) {
 		if (m->m_id > 0 && m->m_id <= cl->cl_last)
 			continue;	/* it has this one already */
-		if (pending(cl) + m->m_len > (size_t)cfg.client_queue) {
+		if (pending(cl) + m->m_flen > (size_t)cfg.client_queue) {
 			stats.clients_dropped++;
 			client_drop(cl, "its queue is full");
 			continue;
 		}
-		queue_msg(m);
-		flush_to(cl, NULL);
+		if (client_write(cl, m, direct) < 0) {
+			client_drop(cl, "out of memory");
+			continue;
+		}
+		/* Past the budget, the rest is left to the loop to write. */
+		if (direct && (++sent & 63) == 0 &&
+		    inv_mono_ns() - t0 > DIRECT_BUDGET_NS)
+			direct = 0;
 		stats.events_sent++;
 		if (m->m_id > 0)
 			cl->cl_last = m->m_id;
@@ -733,11 +830,13 @@ void
 sse_init(void)
 {
 	struct timeval tv = { HEARTBEAT_S, 0 };
+	struct timeval wtv = { WRITE_TIMEOUT_S, 0 };
 
 	if ((ring = calloc((size_t)cfg.ring_size, sizeof(*ring))) == NULL ||
 	    (tmp = evbuffer_new()) == NULL ||
 	    (hb_msg = msg_text(": heartbeat\n\n")) == NULL)
 		inv_err(EX_OSERR, "cannot start");
+	write_timeout = event_base_init_common_timeout(base, &wtv);
 	heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat, NULL);
 	evtimer_add(heartbeat, &tv);
 }
