@@ -187,41 +187,65 @@ copy_escape(const char *s, char *out)
  * the caller can prepare the next batch; inv_db_insert_wait collects
  * the outcome.
  */
+/* Append one invoice as a row of COPY's text format. */
+int
+inv_db_copy_add(struct inv_copybuf *cb, const struct inv_invoice *iv)
+{
+	char a[INV_MONEY_BUFSZ], b[INV_MONEY_BUFSZ], c[INV_MONEY_BUFSZ];
+	size_t len;
+
+	if (cb->len + INV_LINE_MAX * 2 > cb->cap) {
+		size_t cap = cb->cap == 0 ? 1 << 20 : cb->cap * 2;
+		char *p = realloc(cb->buf, cap);
+
+		if (p == NULL)
+			return -1;
+		cb->buf = p;
+		cb->cap = cap;
+	}
+	len = cb->len;
+	len += sprintf(cb->buf + len, "%" PRId64 "\t", iv->id);
+	len += copy_escape(iv->number, cb->buf + len);
+	cb->buf[len++] = '\t';
+	len += copy_escape(iv->date, cb->buf + len);
+	cb->buf[len++] = '\t';
+	len += copy_escape(iv->seller, cb->buf + len);
+	cb->buf[len++] = '\t';
+	len += copy_escape(iv->buyer, cb->buf + len);
+	len += sprintf(cb->buf + len, "\t%s\t%s\t%s\n",
+	    inv_money_format(iv->subtotal, a, sizeof(a)),
+	    inv_money_format(iv->vat, b, sizeof(b)),
+	    inv_money_format(iv->total, c, sizeof(c)));
+	cb->len = len;
+	return 0;
+}
+
 int
 inv_db_insert_send(PGconn *db, const struct inv_invoice *iv, int n,
     const char *then, char *err, size_t size)
 {
-	static char *buf;
-	static size_t cap;
-	size_t need = (size_t)n * (INV_LINE_MAX * 2), len = 0;
-	PGresult *res;
+	static struct inv_copybuf cb;
 	int i;
 
-	if (need > cap) {
-		free(buf);
-		if ((buf = malloc(need)) == NULL) {
-			cap = 0;
+	cb.len = 0;
+	for (i = 0; i < n; i++) {
+		if (inv_db_copy_add(&cb, &iv[i]) < 0) {
 			seterr(err, size, "cannot insert invoices", "out of memory");
 			return -1;
 		}
-		cap = need;
 	}
-	for (i = 0; i < n; i++) {
-		char a[INV_MONEY_BUFSZ], b[INV_MONEY_BUFSZ], c[INV_MONEY_BUFSZ];
+	return inv_db_copy_send(db, &cb, then, err, size);
+}
 
-		len += sprintf(buf + len, "%" PRId64 "\t", iv[i].id);
-		len += copy_escape(iv[i].number, buf + len);
-		buf[len++] = '\t';
-		len += copy_escape(iv[i].date, buf + len);
-		buf[len++] = '\t';
-		len += copy_escape(iv[i].seller, buf + len);
-		buf[len++] = '\t';
-		len += copy_escape(iv[i].buyer, buf + len);
-		len += sprintf(buf + len, "\t%s\t%s\t%s\n",
-		    inv_money_format(iv[i].subtotal, a, sizeof(a)),
-		    inv_money_format(iv[i].vat, b, sizeof(b)),
-		    inv_money_format(iv[i].total, c, sizeof(c)));
-	}
+/* Start the COPY of rows already formatted (inv_db_copy_add). */
+int
+inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
+    char *err, size_t size)
+{
+	const char *buf = cb->buf;
+	size_t len = cb->len;
+	PGresult *res;
+
 	last_state[0] = '\0';
 	pending_then = then;
 	if (then != NULL) {

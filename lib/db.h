@@ -11,6 +11,13 @@
 
 #include "invoice.h"
 
+/* Rows in COPY's text format, built while a previous COPY runs. */
+struct inv_copybuf {
+	char	*buf;
+	size_t	 len;
+	size_t	 cap;
+};
+
 const char	*inv_db_url(const char *);
 int		 inv_db_url_check(const char *, char *, size_t);
 PGconn		*inv_db_connect(const char *, char *, size_t);
@@ -20,6 +27,9 @@ int		 inv_db_insert(PGconn *, const struct inv_invoice *, int,
 int		 inv_db_insert_send(PGconn *, const struct inv_invoice *, int,
 		    const char *, char *, size_t);
 int		 inv_db_insert_wait(PGconn *, char *, size_t);
+int		 inv_db_copy_add(struct inv_copybuf *, const struct inv_invoice *);
+int		 inv_db_copy_send(PGconn *, const struct inv_copybuf *,
+		    const char *, char *, size_t);
 void		 inv_db_pump(PGconn *);
 int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
 		    size_t);

@@ -330,14 +330,22 @@ print_batch(const struct inv_invoice *iv, int n)
 	}
 }
 
+/*
+ * Make n invoices with the given ids, and their COPY rows: this runs
+ * while the server works on the previous batch.
+ */
 static void
-fill_batch(struct inv_invoice *iv, const int64_t *ids, int n, long long k)
+fill_batch(struct inv_invoice *iv, const int64_t *ids, int n, long long k,
+    struct inv_copybuf *cb)
 {
 	int i;
 
+	cb->len = 0;
 	for (i = 0; i < n; i++) {
 		make_invoice(&iv[i], ids[i], have_start ?
 		    start_us + (k + i) * 1000 : inv_real_us());
+		if (inv_db_copy_add(cb, &iv[i]) < 0)
+			inv_errx(EX_OSERR, "out of memory");
 		if (i % 128 == 0)
 			inv_db_pump(db);	/* keep the COPY in flight moving */
 	}
@@ -354,6 +362,7 @@ run_fast(long long k, long long total, int64_t t0)
 {
 	static struct inv_invoice iv[3][BATCH_MAX];
 	static int64_t ids[3][BATCH_MAX];
+	static struct inv_copybuf cb[3];
 	char err[3][512];
 	int n[3], sent[3], b = 0, nb, nbb;
 	long long next = k;
@@ -365,11 +374,11 @@ run_fast(long long k, long long total, int64_t t0)
 		reserve(ids[0], n[0]);
 	if (n[1] > 0)
 		reserve(ids[1], n[1]);
-	fill_batch(iv[0], ids[0], n[0], k);
+	fill_batch(iv[0], ids[0], n[0], k, &cb[0]);
 	if (n[0] > 0)
-		sent[0] = inv_db_insert_send(db, iv[0], n[0],
+		sent[0] = inv_db_copy_send(db, &cb[0],
 		    then_for(0, ids[0], n[0]), err[0], sizeof(err[0])) == 0;
-	fill_batch(iv[1], ids[1], n[1], k + n[0]);
+	fill_batch(iv[1], ids[1], n[1], k + n[0], &cb[1]);
 	while (n[b] > 0) {
 		if (!sent[b] || inv_db_insert_wait(db, err[b],
 		    sizeof(err[b])) < 0) {
@@ -388,13 +397,13 @@ run_fast(long long k, long long total, int64_t t0)
 		if (halted())
 			n[nb] = 0;	/* generated, never committed: dropped */
 		if (n[nb] > 0)
-			sent[nb] = inv_db_insert_send(db, iv[nb], n[nb],
+			sent[nb] = inv_db_copy_send(db, &cb[nb],
 			    then_for(nb, ids[nb], n[nb]), err[nb],
 			    sizeof(err[nb])) == 0;
 		print_batch(iv[b], n[b]);
 		k += n[b];
 		after_batch(k, ids[b][n[b] - 1]);
-		fill_batch(iv[nbb], ids[nbb], n[nbb], next - n[nbb]);
+		fill_batch(iv[nbb], ids[nbb], n[nbb], next - n[nbb], &cb[nbb]);
 		b = nb;
 	}
 #undef TAKE
