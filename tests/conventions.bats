@@ -346,3 +346,86 @@ no_codes() { ! grep -q $'[\r\e]' "$@"; }
 		[ "$(grep -c $'\e' "$T/tty")" -eq 0 ]
 	done
 }
+
+# units DIR: the units of share/systemd/ in DIR, their /usr/local/bin
+# pointed at a tree installed under DIR/root, for systemd-analyze, which
+# checks that every Exec command exists. Prints the man path of the tree.
+units() {
+	make -s -C "$ROOT" install PREFIX=/usr/local DESTDIR="$1/root" > /dev/null
+	mkdir -p "$1/units"
+	for u in "$ROOT"/share/systemd/*.service; do
+		sed "s|/usr/local/bin/|$1/root/usr/local/bin/|g" "$u" > "$1/units/${u##*/}"
+	done
+	echo "$1/root/usr/local/share/man"
+}
+# unit_has UNIT KEY VALUE...: KEY=VALUE in UNIT, each VALUE a word of it.
+unit_has() {
+	local u=$1 key=$2 v line
+	shift 2
+	line=$(grep "^$key=" "$u" | cut -d= -f2- | tr '\n' ' ')
+	for v in "$@"; do
+		[[ " $line " == *" $v "* ]] || { echo "$u: no $key=$v in '$line'"; return 1; }
+	done
+}
+
+@test "systemd-analyze verify: every unit is clean against an installed tree" {
+	command -v systemd-analyze > /dev/null ||
+	    skip "systemd-analyze is not installed (Debian's systemd package; make deps)"
+	man=$(units "$T")
+	# every long-lived program has a unit that runs it
+	cat "$ROOT"/share/systemd/*.service > "$T/all"
+	for p in $PROGS; do grep -q "^ExecStart=.*/usr/local/bin/$p " "$T/all"; done
+	n=0
+	for u in "$T"/units/*.service; do
+		# its commands, its man pages (Documentation=) and every key
+		run env MANPATH="$man" systemd-analyze verify "$u"
+		echo "$u: $status: $output"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+		n=$((n + 1))
+	done
+	[ "$n" -eq 3 ]
+	# the check can fail: a misspelt key, a bad value, a missing program
+	sed -e 's/^Restart=.*/Restart=sometimes/' -e 's/^ProtectHome=/ProtectHom=/' \
+	    -e "s|^ExecStart=[^ ]*invserve|ExecStart=$T/root/usr/local/bin/nosuch|" \
+	    "$T/units/inv-serve.service" > "$T/bad.service"
+	run env MANPATH="$man" systemd-analyze verify "$T/bad.service"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"restart specifier"*"sometimes"* ]]
+	[[ "$output" == *"Unknown key 'ProtectHom'"* ]]
+	[[ "$output" == *"nosuch is not executable"* ]]
+}
+
+@test "systemd units: restarted, after PostgreSQL and Redis, sandboxed with /run/inv writable" {
+	for u in "$ROOT"/share/systemd/*.service; do
+		grep -Eqx 'Restart=(always|on-failure)' "$u"
+		unit_has "$u" After postgresql.service redis-server.service
+		unit_has "$u" Wants postgresql.service redis-server.service
+		unit_has "$u" NoNewPrivileges yes
+		unit_has "$u" ProtectSystem strict
+		unit_has "$u" ProtectHome yes
+		unit_has "$u" PrivateTmp yes
+		unit_has "$u" EnvironmentFile /etc/inv/inv.env
+		# the FIFO is in /run/inv, the only place a unit may write
+		grep -q "^ExecStart=.* /run/inv" "$u"
+		[ -z "$(grep '^ReadWritePaths=' "$u" | grep -vx 'ReadWritePaths=/run/inv')" ]
+	done
+	# the server halves own the directory; the producer may only write there
+	unit_has "$ROOT/share/systemd/inv.service" RuntimeDirectory inv
+	unit_has "$ROOT/share/systemd/inv-serve.service" RuntimeDirectory inv
+	unit_has "$ROOT/share/systemd/inv-serve.service" RuntimeDirectoryPreserve yes
+	unit_has "$ROOT/share/systemd/inv-producer.service" ReadWritePaths /run/inv
+	unit_has "$ROOT/share/systemd/inv-producer.service" Requires inv-serve.service
+	unit_has "$ROOT/share/systemd/inv-producer.service" After inv-serve.service
+
+	command -v systemd-analyze > /dev/null ||
+	    skip "systemd-analyze is not installed (Debian's systemd package; make deps)"
+	# the sandbox as systemd scores it: exposure at most 2.0 of 10
+	units "$T" > /dev/null
+	for u in "$T"/units/*.service; do
+		run systemd-analyze security --offline=true --threshold=20 "$u"
+		echo "$u: $status: ${lines[-1]}"
+		[ "$status" -eq 0 ]
+	done
+}
