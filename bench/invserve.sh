@@ -53,8 +53,8 @@ cpu_ticks() {	# PIDS...: user + system clock ticks, summed
 	for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done |
 	    awk '{ s += $1 } END { print s + 0 }'
 }
-free_port() {
-	p=$((20000 + $$ % 20000))
+free_port() {	# [TRY]: a port no one listens on now, another for each TRY
+	p=$((20000 + ($$ + ${1:-0} * 4099) % 20000))
 	while ss -ltn | awk '{ print $4 }' | grep -q ":$p\$"; do p=$((p + 1)); done
 	echo "$p"
 }
@@ -94,7 +94,8 @@ measure() {
 
 run_invserve() {	# CLIENTS EVENTS RATE
 	fifo=$out/display.fifo
-	rm -f "$fifo"
+	# not the last run's messages, read before this one starts
+	rm -f "$fifo" "$out/invserve.err"
 	env -u REDIS_URL -u DATABASE_URL cmd/invserve/invserve -v \
 	    -l 127.0.0.1:0 -i "$fifo" --backfill 0 --max-clients $(($1 + 100)) \
 	    2> "$out/invserve.err" &
@@ -110,22 +111,35 @@ run_invserve() {	# CLIENTS EVENTS RATE
 }
 
 run_nchan() {	# CLIENTS EVENTS RATE
-	port=$(free_port)
 	d=$out/nginx
-	rm -rf "$d"; mkdir -p "$d"
 	user=
 	[ "$(id -u)" = 0 ] && user="user root;"
 	lim=$nofile; [ "$lim" -gt 30000 ] && lim=30000
-	sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|" \
-	    -e "s|worker_rlimit_nofile 30000|worker_rlimit_nofile $lim|" \
-	    -e "s|worker_connections 30000|worker_connections $lim|" \
-	    bench/nchan.conf.in > "$d/nginx.conf"
-	nginx -p "$d" -c "$d/nginx.conf" 2> "$d/start.err" &
-	np=$!
-	i=0
-	until [ -s "$d/nginx.pid" ] && pgrep -P "$(cat "$d/nginx.pid")" >/dev/null; do
-		i=$((i + 1)); [ $i -gt 50 ] && { cat "$d/start.err" "$d/nginx-error.log" >&2; exit 1; }
-		sleep 0.1
+	# The port may be taken between the look and nginx's bind (other
+	# work shares the machine): then another port, three times.
+	try=0
+	while :; do
+		port=$(free_port $try)
+		rm -rf "$d"; mkdir -p "$d"
+		sed -e "s|@DIR@|$d|g" -e "s|@PORT@|$port|g" -e "s|@USER@|$user|" \
+		    -e "s|worker_rlimit_nofile 30000|worker_rlimit_nofile $lim|" \
+		    -e "s|worker_connections 30000|worker_connections $lim|" \
+		    bench/nchan.conf.in > "$d/nginx.conf"
+		nginx -p "$d" -c "$d/nginx.conf" 2> "$d/start.err" &
+		np=$!
+		i=0
+		until [ -s "$d/nginx.pid" ] && pgrep -P "$(cat "$d/nginx.pid")" >/dev/null; do
+			i=$((i + 1))
+			{ [ $i -gt 50 ] || ! kill -0 "$np" 2>/dev/null; } && break
+			sleep 0.1
+		done
+		[ -s "$d/nginx.pid" ] && pgrep -P "$(cat "$d/nginx.pid")" >/dev/null && break
+		try=$((try + 1))
+		if ! grep -q 'Address already in use' "$d/start.err" || [ $try -ge 3 ]; then
+			cat "$d/start.err" "$d/nginx-error.log" >&2
+			exit 1
+		fi
+		kill "$np" 2>/dev/null || true; wait "$np" 2>/dev/null || true
 	done
 	pids="$(cat "$d/nginx.pid") $(pgrep -P "$(cat "$d/nginx.pid")" | tr '\n' ' ')"
 	measure "$1" "$2" "$3" "$port" "$pids" -u /pub
