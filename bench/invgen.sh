@@ -38,4 +38,8 @@ printf '%-44s %8d ms %10s %8s\n' "-r 0 --no-db > /dev/null" "$gen" "-" "-"
 printf '%-44s %8d ms %7d ms %7.2fx\n' "-r 0 into PostgreSQL vs psql \\copy" "$db" "$copy" \
     "$(echo "$db $copy" | awk '{ print $1 / $2 }')"
 printf '%-44s p50 %s ms, p99 %s ms, max %s ms (target p99 < 2 ms)\n' "schedule error at 5/s, into PostgreSQL" "$1" "$2" "$3"
-echo "target: into PostgreSQL within 1.25x of \\copy"
+printf 'target: into PostgreSQL within 1.25x of \\copy\n'
+ratio=$(echo "$db $copy" | awk '{ printf "%.2f", $1 / $2 }')
+printf '%s\t%s\t%s\t%s\t%s\n' "invgen -r 0: $n invoices into PostgreSQL" "$db ms" \
+    "psql \\copy $copy ms" "${ratio}x" "<= 1.25x" \
+    "invgen -r 5: schedule error p99" "$2 ms" - - "< 2 ms" >> "${INV_BENCH_SUMMARY:-/dev/null}"

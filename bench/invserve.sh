@@ -23,6 +23,7 @@ out=$root/bench/out
 mkdir -p "$out"
 CLIENTS=${BENCH_CLIENTS:-"1000 10000"}
 REPS=${BENCH_REPS:-3}
+summary=${INV_BENCH_SUMMARY:-/dev/null}
 
 have_nchan=1
 if [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ] ||
@@ -167,6 +168,8 @@ printf '%-8s %-12s %9s %9s %12s %7s %s\n' clients server p50_ms p99_ms \
 for n in $CLIENTS; do
 	if [ $((n + 300)) -gt "$nofile" ]; then
 		echo "bench: $n clients need an open-file limit above $((n + 300)) (have $nofile); skipped"
+		printf 'invserve, %s SSE clients\tskipped: open-file limit %s\t-\t-\t-\n' \
+		    "$n" "$nofile" >> "$summary"
 		continue
 	fi
 	if [ "$n" -ge 5000 ]; then events=100 rate=10; else events=200 rate=20; fi
@@ -180,6 +183,7 @@ for n in $CLIENTS; do
 	set -- $(median "$out/a.$n")
 	printf '%-8s %-12s %9s %9s %12s %7s %s/%s\n' "$n" invserve "$1" "$2" "$3" "$4" "$5" "$6"
 	a50=$1 a99=$2 arss=$3 acpu=$4
+	set -- - - - -
 	if [ $have_nchan = 1 ]; then
 		set -- $(median "$out/b.$n")
 		printf '%-8s %-12s %9s %9s %12s %7s %s/%s\n' "$n" nginx+nchan "$1" "$2" "$3" "$4" "$5" "$6"
@@ -192,4 +196,20 @@ for n in $CLIENTS; do
 			    (ac > 0 ? sprintf("%.2fx", bc / ac) : "-")
 		}'
 	fi
+	# The key rows for bench/run's table: nginx + nchan is the anchor.
+	awk -v n="$n" -v a50="$a50" -v a99="$a99" \
+	    -v ar="$arss" -v ac="$acpu" -v b50="$1" -v b99="$2" -v br="$3" \
+	    -v bc="$4" 'function row(what, a, b, unit) {
+		printf "invserve, %s SSE clients: %s\t%s %s\t", \
+		    n, what, a, unit
+		if (b == "-") printf "-\t-\t-\n"
+		else printf "nginx + nchan %s %s\t%s\t-\n", b, unit,
+		    (b > 0 ? sprintf("%.2fx", a / b) : "-")
+	    }
+	    BEGIN {
+		row("latency p50", a50, b50, "ms")
+		row("latency p99", a99, b99, "ms")
+		row("RSS per client", ar, br, "KiB")
+		row("CPU", ac, bc, "s")
+	    }' >> "$summary"
 done

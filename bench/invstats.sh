@@ -92,3 +92,11 @@ count=$(rate env INV_NAMESPACE=bench invstats -q --no-db)
 printf '  %-34s %10s  %s\n' "cat (anchor)" "$cat_rate" "1.0x"
 printf '  %-34s %10s  %s\n' "checking only (--no-db --no-redis)" "$check" "$(ratio "$check" "$cat_rate")"
 printf '  %-34s %10s  %s\n' "checking and counting in Redis" "$count" "$(ratio "$count" "$cat_rate")"
+
+# The key rows for bench/run's table.
+{
+	printf 'invstats show: from Redis, %s invoices\t%s\tPostgreSQL aggregate %s\t%s\t<= 0.01x\n' \
+	    "$n" "$(ms "$redis")" "$(ms "$pg")" "$(awk -v a="$redis" -v b="$pg" 'BEGIN { printf "%.3fx", a / b }')"
+	printf 'invstats: filter counting in Redis\t%s lines/s\tcat %s lines/s\t%s\t-\n' \
+	    "$count" "$cat_rate" "$(awk -v a="$count" -v b="$cat_rate" 'BEGIN { printf "%.3fx", a / b }')"
+} >> "${INV_BENCH_SUMMARY:-/dev/null}"
