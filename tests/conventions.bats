@@ -386,8 +386,10 @@ unit_has() {
 	done
 	[ "$n" -eq 3 ]
 	# the check can fail: a misspelt key, a bad value, a missing program
+	# or man page
 	sed -e 's/^Restart=.*/Restart=sometimes/' -e 's/^ProtectHome=/ProtectHom=/' \
 	    -e "s|^ExecStart=[^ ]*invserve|ExecStart=$T/root/usr/local/bin/nosuch|" \
+	    -e 's/^Documentation=.*/Documentation=man:nosuch(1)/' \
 	    "$T/units/inv-serve.service" > "$T/bad.service"
 	run env MANPATH="$man" systemd-analyze verify "$T/bad.service"
 	echo "$output"
@@ -395,6 +397,7 @@ unit_has() {
 	[[ "$output" == *"restart specifier"*"sometimes"* ]]
 	[[ "$output" == *"Unknown key 'ProtectHom'"* ]]
 	[[ "$output" == *"nosuch is not executable"* ]]
+	[[ "$output" == *"'man nosuch(1)' failed"* ]]
 }
 
 @test "systemd units: restarted, after PostgreSQL and Redis, sandboxed with /run/inv writable" {
