@@ -8,9 +8,9 @@
 # calls from Redis; a tenth of that from PostgreSQL).
 #
 # Each call is a whole process, so "process start" (invstats --version)
-# is printed too: most of it is mapping libpq and the two dozen shared
-# libraries it pulls in, which every program linked with it pays; the
-# line below it is the query itself.
+# is printed too: the dynamic loader mapping hiredis and libbsd (libpq
+# is mapped only when invstats talks to PostgreSQL); the line below it
+# is the query itself.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -73,6 +73,27 @@ line_of() {
 	[ "$(invstats -q --no-redis show)" = '{"count":2,"total_amount":2.31,"vat_amount":0.30,"average_amount":1.16,"source":"postgres"}' ]
 }
 
+@test "show from Redis never maps libpq; the fallback, the filter and rebuild do" {
+	invgen -r 0 -n 10 | invstats > /dev/null
+	# LD_DEBUG=libs names every library the loader maps, dlopen(3) too
+	run env LD_DEBUG=libs invstats show
+	[ "$status" -eq 0 ]
+	[ "${lines[${#lines[@]} - 1]}" = "$(json_db redis)" ]
+	! grep -q 'libpq' <<< "$output"
+	LD_DEBUG=libs invstats -q --no-redis show 2> "$T/e" > "$T/o"
+	grep -q 'calling init: .*libpq' "$T/e"
+	[ "$(cat "$T/o")" = "$(json_db postgres)" ]
+	LD_DEBUG=libs invstats -q --no-db < /dev/null 2> "$T/e"
+	! grep -q 'libpq' "$T/e"
+	LD_DEBUG=libs invstats -q < /dev/null 2> "$T/e"
+	grep -q 'calling init: .*libpq' "$T/e"
+	# a malformed URL is still a usage error once show needs it
+	redis_reset
+	run env DATABASE_URL='postgresql://[::1' invstats -q show
+	[ "$status" -eq 64 ]
+	[[ "$output" == "invstats: bad database URL"* ]]
+}
+
 @test "show falls back to PostgreSQL when Redis is down, and says so" {
 	invgen -r 0 -n 100 | invstats > /dev/null
 	redis_down
