@@ -367,6 +367,55 @@ line_of() {
 	[ "$(stats_redis)" = "$(stats_db)" ]
 }
 
+@test "two invgen | invstats pipelines on one database and namespace: exact to the cent" {
+	# their rows commit interleaved, so each filter sees ids below the
+	# other's highest; every row is counted once, by one or the other
+	invgen -q -r 400 -n 1200 | invstats > "$T/a" &
+	a=$!
+	invgen -q -r 400 -n 1200 | invstats > "$T/b" &
+	b=$!
+	PIDS="$a $b"
+	wait $a
+	wait $b
+	has_lines 1200 "$T/a"
+	has_lines 1200 "$T/b"
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 2400 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	[ "$(invstats show)" = "$(json_db redis)" ]
+}
+
+@test "one invstats on the merged output of two invgen: exact to the cent" {
+	{ invgen -q -r 300 -n 900 & invgen -q -r 300 -n 900 & wait; } |
+	    invstats > "$T/out"
+	has_lines 1800 "$T/out"
+	# the lines really interleave: ids do not come in order
+	[ "$(jq .id "$T/out" | sort -n | cmp - <(jq .id "$T/out") && echo sorted)" != sorted ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "a row that commits below the floor while the filter runs is counted by the end" {
+	# an id reserved now and committed seconds later, after the floor
+	# has risen past it, as a stalled second writer would
+	late=$(db -c "SELECT nextval('invoices_id_seq')")
+	invgen -q -r 50 -n 300 | invstats > /dev/null &
+	PIDS=$!
+	wait_for 20 sh -c '[ "$(redis-cli -s "$1" HGET inv:stats floor)" -gt "$2" ]' _ "$REDIS_SOCK" "$late"
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	wait $PIDS
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 301 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "the set of ids above the floor stays small: the floor follows the rows" {
+	invgen -q -r 0 -n 20000 | invstats > /dev/null
+	invgen -q -r 100 -n 500 | invstats > /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	# at most the rows of the last few seconds are held one by one
+	[ "$(rcli ZCARD inv:stats:ids)" -le 500 ]
+	[ "$(rcli HGET inv:stats floor)" -ge 20000 ]
+}
+
 @test "INV_NAMESPACE keeps two stacks apart" {
 	invgen -r 0 -n 30 | INV_NAMESPACE=other invstats > /dev/null
 	[ "$(rcli HGET other:stats count)" -eq 30 ]

@@ -85,7 +85,7 @@ show(const struct config *cf)
 	check_db_url(cf);
 	if ((db = inv_db_connect(cf->cf_db, err, sizeof(err))) == NULL)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (inv_stats_db(db, 0, &st, NULL, err, sizeof(err)) < 0)
+	if (inv_stats_db(db, 0, &st, err, sizeof(err)) < 0)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	PQfinish(db);
 	inv_stats_json(&st, "postgres", json, sizeof(json));
@@ -93,11 +93,15 @@ show(const struct config *cf)
 	return 0;
 }
 
-/* Recompute NS:stats from the database, then tell the subscribers. */
+/*
+ * Recompute NS:stats from the database, count what writers added since
+ * (the settle after it), then tell the subscribers.
+ */
 static int
 rebuild(const struct config *cf)
 {
 	char err[512];
+	struct inv_settle se = { 0 };
 	struct inv_stats st;
 	redisContext *rc;
 	PGconn *db;
@@ -111,7 +115,8 @@ rebuild(const struct config *cf)
 	if ((rc = inv_redis_connect(&cf->cf_ru, REDIS_TIMEOUT_MS, err,
 	    sizeof(err))) == NULL)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (inv_stats_rebuild(rc, db, &st, err, sizeof(err)) < 0)
+	if (inv_stats_rebuild(rc, db, &st, err, sizeof(err)) < 0 ||
+	    inv_stats_settle(rc, db, &se, 0, &st, NULL, err, sizeof(err)) < 0)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	if (inv_stats_publish(rc, &st, err, sizeof(err)) < 0)
 		inv_warnx("%s", err);
