@@ -214,6 +214,7 @@ static int
 settle(int full)
 {
 	char err[512];
+	struct inv_stats was = cur;
 	int64_t added;
 	int rv;
 
@@ -233,7 +234,8 @@ settle(int full)
 	else if (inv_verbose && added > 0)
 		inv_info("statistics caught up from PostgreSQL: %" PRId64
 		    " invoices added, last id %" PRId64, added, cur.st_last_id);
-	dirty = 1;
+	if (memcmp(&was, &cur, sizeof(cur)) != 0)
+		dirty = 1;
 	settle_at = settle_st.se_open ? inv_mono_ns() + ms(SETTLE_MS) : 0;
 	return 1;
 }
@@ -249,6 +251,7 @@ sync_ready(int final)
 	if (!settle(1))
 		return 0;
 	synced = 1;
+	dirty = 1;		/* say it once after each (re)connect */
 	return 1;
 }
 
