@@ -20,23 +20,8 @@ teardown() {
 	true
 }
 
-# count subtotal vat total last_id, from Redis and from the database.
-stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
-stats_db() {
-	db -F ' ' -c "SELECT count(*), coalesce(sum(subtotal) * 100, 0)::bigint,
-	    coalesce(sum(vat_amount) * 100, 0)::bigint,
-	    coalesce(sum(total_amount) * 100, 0)::bigint,
-	    coalesce(max(id), 0) FROM invoices ${1:-}" | sed 's/$/ /'
-}
 same_stats() { [ "$(stats_redis)" = "$(stats_db)" ]; }
 has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
-# The stats JSON as PostgreSQL itself computes it (round() is half-up
-# for positive amounts).
-json_db() {
-	db -c "SELECT format('{\"count\":%s,\"total_amount\":%s,\"vat_amount\":%s,\"average_amount\":%s,\"source\":\"%s\"}',
-	    count(*), coalesce(sum(total_amount), 0.00), coalesce(sum(vat_amount), 0.00),
-	    coalesce(round(avg(total_amount), 2), 0.00), '$1') FROM invoices"
-}
 # A good invoice line with the given id and subtotal in cents.
 line_of() {
 	local id=$1 sub=$2 vat total
