@@ -24,6 +24,7 @@
 #define CHUNK		10000	/* rows in one script call */
 #define CHUNK_SQL	"10000"
 #define FLOOR_LAG_MS	2000	/* how old an id the floor may rise to */
+#define FLOOR_LAG_IDS	50000	/* how far below max(id) a jump may go */
 #define FULL_MS		30000	/* between checks below the floor */
 
 /*
@@ -123,14 +124,15 @@ static const char read_lua[] =
 
 /*
  * Catch-up with nothing counted above the floor: add the aggregate of
- * the rows above it in one step, and move the floor and last_id to their
- * highest id, only if the floor is still the one the caller read and the
- * set still empty (another writer may have counted meanwhile). KEYS[1]
- * NS:stats, KEYS[2] NS:stats:ids; ARGV expected floor, count, subtotal,
- * vat, total, new floor. Returns {1, fields...}, {0} when something
- * moved, {-1} when the hash is gone.
+ * the rows between the floor and a new one in one step, only if the
+ * floor is still the one the caller read and the set still empty
+ * (another writer may have counted meanwhile). KEYS[1] NS:stats,
+ * KEYS[2] NS:stats:ids; ARGV expected floor, count, subtotal, vat,
+ * total, their highest id, new floor. Returns {1, fields...}, {0} when
+ * something moved, {-1} when the hash is gone.
  */
 static const char catchup_lua[] =
+	LUA_GT
 	"local k = KEYS[1]\n"
 	"local h = redis.call('HMGET', k, 'last_id', 'floor')\n"
 	"if not h[1] then return {-1} end\n"
@@ -140,7 +142,8 @@ static const char catchup_lua[] =
 	"redis.call('HINCRBY', k, 'subtotal', ARGV[3])\n"
 	"redis.call('HINCRBY', k, 'vat', ARGV[4])\n"
 	"redis.call('HINCRBY', k, 'total', ARGV[5])\n"
-	"redis.call('HSET', k, 'last_id', ARGV[6], 'floor', ARGV[6])\n"
+	"if gt(ARGV[6], h[1]) then redis.call('HSET', k, 'last_id', ARGV[6]) end\n"
+	"redis.call('HSET', k, 'floor', ARGV[7])\n"
 	"local r = redis.call('HMGET', k, 'count', 'subtotal', 'vat', 'total',"
 	" 'last_id')\n"
 	"return {1, r[1], r[2], r[3], r[4], r[5]}\n";
@@ -159,18 +162,19 @@ static const char floor_lua[] =
 	"return {1}\n";
 
 /*
- * Rebuild: the aggregate of the whole table is built aside in a temp key
- * and RENAMEd over NS:stats, with the floor at its highest id and the set
- * emptied. What writers counted above that id is dropped with the old
- * hash: the catch-up that follows every rebuild counts it again from the
- * database. KEYS[1] temp key, KEYS[2] NS:stats, KEYS[3] NS:stats:ids;
- * ARGV count, subtotal, vat, total, last_id. Returns {1, fields...}.
+ * Rebuild: the aggregate of the table up to the floor (FLOOR_LAG_IDS
+ * below its highest id) is built aside in a temp key and RENAMEd over
+ * NS:stats, and the set is emptied. The rows above the floor, and what
+ * writers counted there, are for the catch-up that follows every
+ * rebuild to count from the database, one by one. KEYS[1] temp key,
+ * KEYS[2] NS:stats, KEYS[3] NS:stats:ids; ARGV count, subtotal, vat,
+ * total, last_id, floor. Returns {1, fields...}.
  */
 static const char rebuild_lua[] =
 	"redis.call('DEL', KEYS[1])\n"
 	"redis.call('HSET', KEYS[1], 'count', ARGV[1], 'subtotal', ARGV[2],"
 	" 'vat', ARGV[3], 'total', ARGV[4], 'last_id', ARGV[5],"
-	" 'floor', ARGV[5])\n"
+	" 'floor', ARGV[6])\n"
 	"redis.call('RENAME', KEYS[1], KEYS[2])\n"
 	"redis.call('DEL', KEYS[3])\n"
 	"return {1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}\n";
@@ -314,27 +318,42 @@ db_row(PGconn *db, const char *sql, int nparams, const char **params,
 }
 
 /*
- * The aggregate of the invoices with id > above, in one statement (one
- * snapshot): count and sums in st, st_last_id = their max(id) (or above
- * when there are none).
+ * The aggregate of the invoices with id > above and id <= *upto, in one
+ * statement (one snapshot), where *upto is set to lag below the highest
+ * id (but not below above): count and sums in st, st_last_id = their
+ * max(id) (or above when there are none).
  */
+static int
+db_aggregate(PGconn *db, int64_t above, int64_t lag, struct inv_stats *st,
+    int64_t *upto, char *err, size_t size)
+{
+	char abuf[24], lbuf[24];
+	const char *params[2] = { abuf, lbuf };
+	int64_t *dst[6] = { &st->st_count, &st->st_subtotal, &st->st_vat,
+	    &st->st_total, &st->st_last_id, upto };
+
+	snprintf(abuf, sizeof(abuf), "%" PRId64, above);
+	snprintf(lbuf, sizeof(lbuf), "%" PRId64, lag);
+	return db_row(db, "WITH m AS (SELECT greatest($1::bigint,"
+	    " coalesce(max(id), 0) - $2::bigint) AS upto FROM invoices)"
+	    " SELECT count(*),"
+	    " (coalesce(sum(subtotal), 0) * 100)::bigint,"
+	    " (coalesce(sum(vat_amount), 0) * 100)::bigint,"
+	    " (coalesce(sum(total_amount), 0) * 100)::bigint,"
+	    " coalesce(max(id), $1::bigint), (SELECT upto FROM m)"
+	    " FROM invoices WHERE id > $1::bigint"
+	    " AND id <= (SELECT upto FROM m)", 2, params, dst, 6,
+	    "cannot aggregate invoices", err, size);
+}
+
+/* The aggregate of the invoices with id > above (see db_aggregate). */
 int
 inv_stats_db(PGconn *db, int64_t above, struct inv_stats *st, char *err,
     size_t size)
 {
-	char abuf[24];
-	const char *params[1] = { abuf };
-	int64_t *dst[5] = { &st->st_count, &st->st_subtotal, &st->st_vat,
-	    &st->st_total, &st->st_last_id };
+	int64_t upto;
 
-	snprintf(abuf, sizeof(abuf), "%" PRId64, above);
-	return db_row(db, "SELECT count(*),"
-	    " (coalesce(sum(subtotal), 0) * 100)::bigint,"
-	    " (coalesce(sum(vat_amount), 0) * 100)::bigint,"
-	    " (coalesce(sum(total_amount), 0) * 100)::bigint,"
-	    " coalesce(max(id), $1::bigint)"
-	    " FROM invoices WHERE id > $1::bigint", 1, params, dst, 5,
-	    "cannot aggregate invoices", err, size);
+	return db_aggregate(db, above, 0, st, &upto, err, size);
 }
 
 /*
@@ -498,7 +517,7 @@ again:
 /*
  * Recompute NS:stats from the whole table, atomically: readers see the
  * old hash or the new one, never a half-built one. What the new hash
- * lacks above its mark is for a catch-up to add (inv_stats_settle does
+ * lacks above its floor is for a catch-up to add (inv_stats_settle does
  * it after every rebuild). On return st holds what is now in Redis.
  */
 int
@@ -506,19 +525,23 @@ inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
     char *err, size_t size)
 {
 	static const char what[] = "cannot rebuild statistics in Redis";
-	char keys[3][128], tmpname[64], buf[5][24];
-	const char *kv[3] = { keys[0], keys[1], keys[2] }, *args[5];
+	char keys[3][128], tmpname[64], buf[5][24], fbuf[24];
+	const char *kv[3] = { keys[0], keys[1], keys[2] }, *args[6];
 	struct inv_stats agg;
+	int64_t floor;
 	redisReply *r;
 	int rv;
 
 	snprintf(tmpname, sizeof(tmpname), "stats:rebuild:%ld", (long)getpid());
 	inv_key(keys[0], sizeof(keys[0]), tmpname);
 	stats_keys(keys + 1);
-	if ((rv = inv_stats_db(db, 0, &agg, err, size)) < 0)
+	if ((rv = db_aggregate(db, 0, FLOOR_LAG_IDS, &agg, &floor, err,
+	    size)) < 0)
 		return rv;
 	stats_args(&agg, buf, args);
-	r = eval(rc, rebuild_lua, 3, kv, 5, args);
+	snprintf(fbuf, sizeof(fbuf), "%" PRId64, floor);
+	args[5] = fbuf;
+	r = eval(rc, rebuild_lua, 3, kv, 6, args);
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
 		return redis_failed(rc, r, what, err, size);
 	rv = script_reply(r, st);
@@ -643,16 +666,21 @@ count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
  * - Above the floor (every call): the rows the database holds there
  *   against the ids the set holds. The counted ids are committed rows,
  *   so equal numbers mean every row above the floor is counted; else
- *   the missing ones are counted, as one aggregate when the set is
- *   empty (a start, a rebuild), else row by row against the set.
+ *   the missing ones are counted row by row against the set. When the
+ *   set is empty (a start, a rebuild), the rows up to FLOOR_LAG_IDS
+ *   below the highest id go first, as one aggregate, and the floor
+ *   jumps there.
+ *   Fewer rows than ids, or a last_id above the highest id, is a hash
+ *   ahead of the database (rows deleted, a truncated table, a hash from
+ *   another database): it is rebuilt.
  * - At or below the floor (full, or when se says it is due): the rows
  *   there against count minus the set. A row that committed below the
- *   floor after it was raised, a hash from another database or a
- *   truncated table differ, and the hash is rebuilt.
+ *   floor after it was raised, or a hash ahead of the database, differ,
+ *   and the hash is rebuilt.
  *
- * The floor rises to the highest id the database held FLOOR_LAG_MS
- * before, never to a fresh one: a row reserved below it and committed
- * later than that is what the check below the floor finds.
+ * Otherwise the floor rises to the highest id the database held
+ * FLOOR_LAG_MS before, never to a fresh one: a row reserved below it and
+ * committed later than that is what the check below the floor finds.
  * *added (if not NULL) says how many invoices were added, or -1 for a
  * rebuild. On return st holds what is now in Redis.
  */
@@ -661,9 +689,9 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
     int full, struct inv_stats *st, int64_t *added, char *err, size_t size)
 {
 	char keys[2][128], expect[24], to[24], buf[5][24];
-	const char *kv[2] = { keys[0], keys[1] }, *args[6];
+	const char *kv[2] = { keys[0], keys[1] }, *args[7];
 	struct inv_stats cur, agg;
-	int64_t floor, above, w[3] = { 0, 0, 0 }, now = inv_mono_ns();
+	int64_t floor, above, upto, w[3] = { 0, 0, 0 }, now = inv_mono_ns();
 	int64_t before = -1;
 	redisReply *r;
 	int have, rv, tries, rebuilt = 0;
@@ -678,7 +706,7 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 		if (have && (rv = db_window(db, floor, full, w, err,
 		    size)) < 0)
 			return rv;
-		if (!have || cur.st_last_id > w[1] ||
+		if (!have || cur.st_last_id > w[1] || w[0] < above ||
 		    (full && w[2] != cur.st_count - above)) {
 			if ((rv = inv_stats_rebuild(rc, db, &cur, err,
 			    size)) < 0)
@@ -693,17 +721,25 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 			se->se_full_at = now + (int64_t)FULL_MS * 1000000;
 		if (w[0] == above)
 			break;
-		if (above > 0) {
+		if (above > 0 || w[1] - FLOOR_LAG_IDS <= floor) {
 			if ((rv = count_rows(rc, db, floor, err, size)) < 0)
 				return rv;
 			break;
 		}
-		if ((rv = inv_stats_db(db, floor, &agg, err, size)) < 0)
+		/*
+		 * Nothing counted above the floor (a start, a rebuild): the
+		 * bulk of the rows in one aggregate up to FLOOR_LAG_IDS below
+		 * the highest id, and the rest one by one, next round.
+		 */
+		if ((rv = db_aggregate(db, floor, FLOOR_LAG_IDS, &agg, &upto,
+		    err, size)) < 0)
 			return rv;
 		snprintf(expect, sizeof(expect), "%" PRId64, floor);
+		snprintf(to, sizeof(to), "%" PRId64, upto);
 		args[0] = expect;
 		stats_args(&agg, buf, args + 1);
-		r = eval(rc, catchup_lua, 2, kv, 6, args);
+		args[6] = to;
+		r = eval(rc, catchup_lua, 2, kv, 7, args);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
 			return redis_failed(rc, r, "cannot catch up statistics "
 			    "in Redis", err, size);
@@ -716,9 +752,7 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 			 */
 			se->se_cand = 0;
 			se->se_full_at = now + (int64_t)FLOOR_LAG_MS * 1000000;
-			break;
-		}
-		if (rv != 0 && rv != -1)
+		} else if (rv != 0 && rv != -1)
 			return bad_reply("cannot catch up statistics in Redis",
 			    err, size);
 	}

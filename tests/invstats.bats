@@ -328,7 +328,7 @@ line_of() {
 	rcli HSET inv:stats count 1 total 5 > /dev/null
 	invstats rebuild
 	[ "$(stats_redis)" = "$(stats_db)" ]
-	[ -z "$(rcli KEYS 'inv:stats:*')" ]
+	[ -z "$(rcli KEYS 'inv:stats:rebuild*')" ]
 	# Redis ahead of the database (the table was truncated): a start rebuilds
 	db_reset
 	invgen -r 0 -n 10 | invstats -q > /dev/null
@@ -389,6 +389,20 @@ line_of() {
 	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
 	wait $PIDS
 	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 301 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "after a rebuild, a row committed late just below the highest id is counted, no second rebuild" {
+	late=$(db -c "SELECT nextval('invoices_id_seq')")
+	invgen -q -r 0 -n 100 | invstats -q > /dev/null
+	# the rebuilt floor stays below the newest ids, which it counts one
+	# by one, so a writer still committing among them is not missed
+	invstats rebuild
+	[ "$(rcli HGET inv:stats floor)" -lt "$late" ]
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	invstats < /dev/null 2> "$T/err"
+	[ ! -s "$T/err" ]
 	[ "$(stats_redis)" = "$(stats_db)" ]
 }
 
