@@ -43,7 +43,7 @@
 /* Between the filter and the counter, under mu. */
 static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 cv;
-static struct inv_counted	*inq;
+static struct inv_counted *inq;
 static size_t		 inq_len, inq_cap;
 static int64_t		 in_fwd;	/* highest id written to stdout */
 static int		 in_eof;
@@ -58,7 +58,7 @@ static PGconn		*db;
 static int		 synced;	/* the hash equals the database */
 static struct inv_settle settle_st;
 static int64_t		 settle_at;	/* the next settle, mono ns; 0: none */
-static struct inv_counted	*work;		/* taken from inq, not yet counted */
+static struct inv_counted *work;	/* taken from inq, not yet counted */
 static size_t		 work_len, work_cap;
 static int64_t		 fwd_done;	/* NS:fwd as last written */
 static struct inv_stats	 cur;
