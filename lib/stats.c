@@ -124,15 +124,14 @@ static const char read_lua[] =
 
 /*
  * Catch-up with nothing counted above the floor: add the aggregate of
- * the rows between the floor and a new one in one step, only if the
- * floor is still the one the caller read and the set still empty
- * (another writer may have counted meanwhile). KEYS[1] NS:stats,
- * KEYS[2] NS:stats:ids; ARGV expected floor, count, subtotal, vat,
- * total, their highest id, new floor. Returns {1, fields...}, {0} when
+ * rows above it in one step, and move the floor and last_id to their
+ * highest id, only if the floor is still the one the caller read and the
+ * set still empty (another writer may have counted meanwhile). KEYS[1]
+ * NS:stats, KEYS[2] NS:stats:ids; ARGV expected floor, count, subtotal,
+ * vat, total, their highest id. Returns {1, fields...}, {0} when
  * something moved, {-1} when the hash is gone.
  */
 static const char catchup_lua[] =
-	LUA_GT
 	"local k = KEYS[1]\n"
 	"local h = redis.call('HMGET', k, 'last_id', 'floor')\n"
 	"if not h[1] then return {-1} end\n"
@@ -142,39 +141,40 @@ static const char catchup_lua[] =
 	"redis.call('HINCRBY', k, 'subtotal', ARGV[3])\n"
 	"redis.call('HINCRBY', k, 'vat', ARGV[4])\n"
 	"redis.call('HINCRBY', k, 'total', ARGV[5])\n"
-	"if gt(ARGV[6], h[1]) then redis.call('HSET', k, 'last_id', ARGV[6]) end\n"
-	"redis.call('HSET', k, 'floor', ARGV[7])\n"
+	"redis.call('HSET', k, 'last_id', ARGV[6], 'floor', ARGV[6])\n"
 	"local r = redis.call('HMGET', k, 'count', 'subtotal', 'vat', 'total',"
 	" 'last_id')\n"
 	"return {1, r[1], r[2], r[3], r[4], r[5]}\n";
 
 /*
  * Raise the floor to ARGV[2] and forget the ids at or below it, if the
- * floor is still ARGV[1]. KEYS[1] NS:stats, KEYS[2] NS:stats:ids.
+ * floor is still ARGV[1] and ARGV[2] not above last_id (the floor never
+ * passes what was counted). KEYS[1] NS:stats, KEYS[2] NS:stats:ids.
  * Returns {1}, {0} when the floor moved meanwhile, {-1} without a hash.
  */
 static const char floor_lua[] =
+	LUA_GT
 	"local h = redis.call('HMGET', KEYS[1], 'last_id', 'floor')\n"
 	"if not h[1] then return {-1} end\n"
-	"if (h[2] or h[1]) ~= ARGV[1] then return {0} end\n"
+	"if (h[2] or h[1]) ~= ARGV[1] or gt(ARGV[2], h[1]) then return {0} end\n"
 	"redis.call('HSET', KEYS[1], 'floor', ARGV[2])\n"
 	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])\n"
 	"return {1}\n";
 
 /*
- * Rebuild: the aggregate of the table up to the floor (FLOOR_LAG_IDS
- * below its highest id) is built aside in a temp key and RENAMEd over
- * NS:stats, and the set is emptied. The rows above the floor, and what
- * writers counted there, are for the catch-up that follows every
- * rebuild to count from the database, one by one. KEYS[1] temp key,
- * KEYS[2] NS:stats, KEYS[3] NS:stats:ids; ARGV count, subtotal, vat,
- * total, last_id, floor. Returns {1, fields...}.
+ * Rebuild: the aggregate of the table up to FLOOR_LAG_IDS below its
+ * highest id is built aside in a temp key and RENAMEd over NS:stats,
+ * with the floor and last_id at the highest id it holds, and the set is
+ * emptied. The newer rows, and what writers counted there, are for the
+ * catch-up that follows every rebuild to count from the database, one
+ * by one. KEYS[1] temp key, KEYS[2] NS:stats, KEYS[3] NS:stats:ids;
+ * ARGV count, subtotal, vat, total, last_id. Returns {1, fields...}.
  */
 static const char rebuild_lua[] =
 	"redis.call('DEL', KEYS[1])\n"
 	"redis.call('HSET', KEYS[1], 'count', ARGV[1], 'subtotal', ARGV[2],"
 	" 'vat', ARGV[3], 'total', ARGV[4], 'last_id', ARGV[5],"
-	" 'floor', ARGV[6])\n"
+	" 'floor', ARGV[5])\n"
 	"redis.call('RENAME', KEYS[1], KEYS[2])\n"
 	"redis.call('DEL', KEYS[3])\n"
 	"return {1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}\n";
@@ -525,23 +525,21 @@ inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
     char *err, size_t size)
 {
 	static const char what[] = "cannot rebuild statistics in Redis";
-	char keys[3][128], tmpname[64], buf[5][24], fbuf[24];
-	const char *kv[3] = { keys[0], keys[1], keys[2] }, *args[6];
+	char keys[3][128], tmpname[64], buf[5][24];
+	const char *kv[3] = { keys[0], keys[1], keys[2] }, *args[5];
 	struct inv_stats agg;
-	int64_t floor;
+	int64_t upto;
 	redisReply *r;
 	int rv;
 
 	snprintf(tmpname, sizeof(tmpname), "stats:rebuild:%ld", (long)getpid());
 	inv_key(keys[0], sizeof(keys[0]), tmpname);
 	stats_keys(keys + 1);
-	if ((rv = db_aggregate(db, 0, FLOOR_LAG_IDS, &agg, &floor, err,
+	if ((rv = db_aggregate(db, 0, FLOOR_LAG_IDS, &agg, &upto, err,
 	    size)) < 0)
 		return rv;
 	stats_args(&agg, buf, args);
-	snprintf(fbuf, sizeof(fbuf), "%" PRId64, floor);
-	args[5] = fbuf;
-	r = eval(rc, rebuild_lua, 3, kv, 6, args);
+	r = eval(rc, rebuild_lua, 3, kv, 5, args);
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
 		return redis_failed(rc, r, what, err, size);
 	rv = script_reply(r, st);
@@ -669,7 +667,7 @@ count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
  *   the missing ones are counted row by row against the set. When the
  *   set is empty (a start, a rebuild), the rows up to FLOOR_LAG_IDS
  *   below the highest id go first, as one aggregate, and the floor
- *   jumps there.
+ *   jumps to the highest of them.
  *   Fewer rows than ids, or a last_id above the highest id, is a hash
  *   ahead of the database (rows deleted, a truncated table, a hash from
  *   another database): it is rebuilt.
@@ -689,7 +687,7 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
     int full, struct inv_stats *st, int64_t *added, char *err, size_t size)
 {
 	char keys[2][128], expect[24], to[24], buf[5][24];
-	const char *kv[2] = { keys[0], keys[1] }, *args[7];
+	const char *kv[2] = { keys[0], keys[1] }, *args[6];
 	struct inv_stats cur, agg;
 	int64_t floor, above, upto, w[3] = { 0, 0, 0 }, now = inv_mono_ns();
 	int64_t before = -1;
@@ -734,12 +732,15 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 		if ((rv = db_aggregate(db, floor, FLOOR_LAG_IDS, &agg, &upto,
 		    err, size)) < 0)
 			return rv;
+		if (agg.st_count == 0) {
+			if ((rv = count_rows(rc, db, floor, err, size)) < 0)
+				return rv;
+			break;
+		}
 		snprintf(expect, sizeof(expect), "%" PRId64, floor);
-		snprintf(to, sizeof(to), "%" PRId64, upto);
 		args[0] = expect;
 		stats_args(&agg, buf, args + 1);
-		args[6] = to;
-		r = eval(rc, catchup_lua, 2, kv, 7, args);
+		r = eval(rc, catchup_lua, 2, kv, 6, args);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR)
 			return redis_failed(rc, r, "cannot catch up statistics "
 			    "in Redis", err, size);

@@ -3,12 +3,12 @@
  * VAT and total in integer cents, as kept in the Redis hash NS:stats
  * (fields count, subtotal, vat, total, last_id, floor) and as PostgreSQL
  * aggregates them. last_id is the highest invoice id counted. With a
- * database, floor is the id at or below which every row is counted, and
- * the sorted set NS:stats:ids holds the ids counted above it, so every
- * update is idempotent whatever order the rows of several writers
- * commit in; inv_stats_settle() checks both parts against the database
- * and raises the floor. Without one the lines are the only source and
- * the floor is last_id.
+ * database, floor (at most last_id) is the id at or below which every
+ * row is counted, and the sorted set NS:stats:ids holds the ids counted
+ * above it, so every update is idempotent whatever order the rows of
+ * several writers commit in; inv_stats_settle() checks both parts
+ * against the database and raises the floor. Without one the lines are
+ * the only source and the floor is last_id.
  *
  * The stats JSON (what `invstats show` prints, what is published on the
  * channel NS:stats and what invserve's /api/stats answers):
