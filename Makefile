@@ -28,6 +28,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib $(PKG_CFLAGS) \
              -DINV_VERSION='"$(VERSION)"' -DINV_DATADIR='"$(DATADIR)"' -MMD -MP
 LIBS       = $(PKG_LIBS) -lm
+# invstats maps libpq only when it talks to PostgreSQL (cmd/invstats/pq.c).
+LIBS_invstats := $(shell pkg-config --libs $(filter-out libpq,$(PKGS)) \
+                 2>/dev/null) -ldl -lpthread -lm
 
 # Every directory under cmd/ is one program, built as cmd/NAME/NAME.
 PROGS     := $(notdir $(wildcard cmd/*))
@@ -50,7 +53,7 @@ lib/libinv.a: $(LIB_OBJ)
 
 define prog_rule
 cmd/$(1)/$(1): $(patsubst %.c,%.o,$(wildcard cmd/$(1)/*.c)) lib/libinv.a
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(or $$(LIBS_$(1)),$$(LIBS))
 $(1): cmd/$(1)/$(1)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))

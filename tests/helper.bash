@@ -36,6 +36,22 @@ pg_up() { sh "$ROOT/tests/servers" pgstart "$INV_SERVERS_DIR" 3>&- 4>&- 5>&- 6>&
 redis_down() { sh "$ROOT/tests/servers" redisstop "$INV_SERVERS_DIR"; }
 redis_up() { sh "$ROOT/tests/servers" redisstart "$INV_SERVERS_DIR" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; }
 
+# count subtotal vat total last_id, from Redis and from the database.
+stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
+stats_db() {
+	db -F ' ' -c "SELECT count(*), coalesce(sum(subtotal) * 100, 0)::bigint,
+	    coalesce(sum(vat_amount) * 100, 0)::bigint,
+	    coalesce(sum(total_amount) * 100, 0)::bigint,
+	    coalesce(max(id), 0) FROM invoices ${1:-}" | sed 's/$/ /'
+}
+# The stats JSON as PostgreSQL itself computes it (round() is half-up
+# for positive amounts).
+json_db() {
+	db -c "SELECT format('{\"count\":%s,\"total_amount\":%s,\"vat_amount\":%s,\"average_amount\":%s,\"source\":\"%s\"}',
+	    count(*), coalesce(sum(total_amount), 0.00), coalesce(sum(vat_amount), 0.00),
+	    coalesce(round(avg(total_amount), 2), 0.00), '$1') FROM invoices"
+}
+
 # The invoices in the database, one line each, in the same shape as
 # lines_of does for NDJSON, so the two compare with diff.
 db_rows() {

@@ -5,60 +5,27 @@
 # (tests/sse-client.js on the npm "eventsource" package).
 
 load helper
+load sse
 
 setup_file() {
-	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
-		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
-	fi
+	sse_install
 }
 
 setup() {
-	db_reset
-	redis_reset
-	T=$BATS_TEST_TMPDIR
-	FIFO=$T/display.fifo
-	PIDS=
+	sse_setup
 }
 
 teardown() {
-	local p
-	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+	stop_pids
 	exec 5>&- 2>/dev/null || true
 	# a fault test that failed half-way leaves the servers up for the next
 	redis_up > /dev/null 2>&1 || true
 	pg_up > /dev/null 2>&1 || true
 }
 
-# serve [ARGS...]: start invserve on a free port, reading $FIFO; sets
-# URL, SERVE_PID and SERVE_ERR (its stderr).
-serve() {
-	SERVE_ERR=$T/serve.err.$RANDOM
-	invserve -v -l 127.0.0.1:0 -i "$FIFO" --max-clients 2000 "$@" \
-	    2> "$SERVE_ERR" 3>&- &
-	SERVE_PID=$!
-	PIDS="$PIDS $SERVE_PID"
-	wait_for 10 grep -q 'listening on' "$SERVE_ERR"
-	URL=$(sed -n 's|.*listening on \(http://[^/]*\)/.*|\1|p' "$SERVE_ERR" | head -1)
-	PORT=${URL##*:}
-	# the start is done when the input is read (after any recovery)
-	wait_for 10 curl -sf "$URL/healthz" -o /dev/null
-}
-
-# client URL ARGS...: the EventSource client in the background, back
-# when every connection it makes is open; CLIENT_PID.
-client() {
-	local ready=$T/ready.$RANDOM
-	node "$ROOT/tests/sse-client.js" "$@" --ready "$ready" 3>&- &
-	CLIENT_PID=$!
-	PIDS="$PIDS $CLIENT_PID"
-	wait_for 30 test -e "$ready"
-}
-
 # gen N [RATE]: N invoices into PostgreSQL and the FIFO.
 gen() { invgen -q -r "${2:-0}" -n "$1" > "$FIFO"; }
 
-ids_of() { awk -F '\t' '$1 == "invoice" { print $2 }' "$1"; }
 metric() { curl -s "$URL/metrics" | awk -v m="invserve_$1" '$1 == m { print $2 }'; }
 seqids() { seq -s ' ' "$1" "$2"; }
 # For wait_for, which runs its command again each time.
@@ -493,14 +460,10 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 }
 
 @test "--source redis: invoices from the NS:display channel, several servers alike" {
-	invserve -v -l 127.0.0.1:0 --source redis --max-clients 100 2> "$T/e1" 3>&- &
-	PIDS="$PIDS $!"
-	invserve -v -l 127.0.0.1:0 --source redis --max-clients 100 2> "$T/e2" 3>&- &
-	PIDS="$PIDS $!"
-	wait_for 10 grep -q 'listening on' "$T/e1"
-	wait_for 10 grep -q 'listening on' "$T/e2"
-	u1=$(sed -n 's|.*listening on \(http://[^/]*\)/.*|\1|p' "$T/e1")
-	u2=$(sed -n 's|.*listening on \(http://[^/]*\)/.*|\1|p' "$T/e2")
+	serve --source redis
+	u1=$URL
+	serve --source redis
+	u2=$URL
 	wait_for 10 sh -c "curl -s '$u1/healthz' | grep -q '\"redis\":\"ok\"' && curl -s '$u2/healthz' | grep -q '\"redis\":\"ok\"'"
 	client "$u1/events" --out "$T/a" --until 5
 	a=$CLIENT_PID

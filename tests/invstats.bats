@@ -20,23 +20,8 @@ teardown() {
 	true
 }
 
-# count subtotal vat total last_id, from Redis and from the database.
-stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
-stats_db() {
-	db -F ' ' -c "SELECT count(*), coalesce(sum(subtotal) * 100, 0)::bigint,
-	    coalesce(sum(vat_amount) * 100, 0)::bigint,
-	    coalesce(sum(total_amount) * 100, 0)::bigint,
-	    coalesce(max(id), 0) FROM invoices ${1:-}" | sed 's/$/ /'
-}
 same_stats() { [ "$(stats_redis)" = "$(stats_db)" ]; }
 has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
-# The stats JSON as PostgreSQL itself computes it (round() is half-up
-# for positive amounts).
-json_db() {
-	db -c "SELECT format('{\"count\":%s,\"total_amount\":%s,\"vat_amount\":%s,\"average_amount\":%s,\"source\":\"%s\"}',
-	    count(*), coalesce(sum(total_amount), 0.00), coalesce(sum(vat_amount), 0.00),
-	    coalesce(round(avg(total_amount), 2), 0.00), '$1') FROM invoices"
-}
 # A good invoice line with the given id and subtotal in cents.
 line_of() {
 	local id=$1 sub=$2 vat total
@@ -71,6 +56,27 @@ line_of() {
 	invstats < /dev/null
 	[ "$(invstats show)" = '{"count":2,"total_amount":2.31,"vat_amount":0.30,"average_amount":1.16,"source":"redis"}' ]
 	[ "$(invstats -q --no-redis show)" = '{"count":2,"total_amount":2.31,"vat_amount":0.30,"average_amount":1.16,"source":"postgres"}' ]
+}
+
+@test "show from Redis never maps libpq; the fallback, the filter and rebuild do" {
+	invgen -r 0 -n 10 | invstats > /dev/null
+	# LD_DEBUG=libs names every library the loader maps, dlopen(3) too
+	run env LD_DEBUG=libs invstats show
+	[ "$status" -eq 0 ]
+	[ "${lines[${#lines[@]} - 1]}" = "$(json_db redis)" ]
+	! grep -q 'libpq' <<< "$output"
+	LD_DEBUG=libs invstats -q --no-redis show 2> "$T/e" > "$T/o"
+	grep -q 'calling init: .*libpq' "$T/e"
+	[ "$(cat "$T/o")" = "$(json_db postgres)" ]
+	LD_DEBUG=libs invstats -q --no-db < /dev/null 2> "$T/e"
+	! grep -q 'libpq' "$T/e"
+	LD_DEBUG=libs invstats -q < /dev/null 2> "$T/e"
+	grep -q 'calling init: .*libpq' "$T/e"
+	# a malformed URL is still a usage error once show needs it
+	redis_reset
+	run env DATABASE_URL='postgresql://[::1' invstats -q show
+	[ "$status" -eq 64 ]
+	[[ "$output" == "invstats: bad database URL"* ]]
 }
 
 @test "show falls back to PostgreSQL when Redis is down, and says so" {
@@ -322,7 +328,7 @@ line_of() {
 	rcli HSET inv:stats count 1 total 5 > /dev/null
 	invstats rebuild
 	[ "$(stats_redis)" = "$(stats_db)" ]
-	[ -z "$(rcli KEYS 'inv:stats:*')" ]
+	[ -z "$(rcli KEYS 'inv:stats:rebuild*')" ]
 	# Redis ahead of the database (the table was truncated): a start rebuilds
 	db_reset
 	invgen -r 0 -n 10 | invstats -q > /dev/null
@@ -344,6 +350,69 @@ line_of() {
 	db -c "DELETE FROM invoices WHERE id = 60"
 	invstats -q < /dev/null
 	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "two invgen | invstats pipelines on one database and namespace: exact to the cent" {
+	# their rows commit interleaved, so each filter sees ids below the
+	# other's highest; every row is counted once, by one or the other
+	invgen -q -r 400 -n 1200 | invstats > "$T/a" &
+	a=$!
+	invgen -q -r 400 -n 1200 | invstats > "$T/b" &
+	b=$!
+	PIDS="$a $b"
+	wait $a
+	wait $b
+	has_lines 1200 "$T/a"
+	has_lines 1200 "$T/b"
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 2400 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	[ "$(invstats show)" = "$(json_db redis)" ]
+}
+
+@test "one invstats on the merged output of two invgen: exact to the cent" {
+	{ invgen -q -r 300 -n 900 & invgen -q -r 300 -n 900 & wait; } |
+	    invstats > "$T/out"
+	has_lines 1800 "$T/out"
+	# the lines really interleave: ids do not come in order
+	[ "$(jq .id "$T/out" | sort -n | cmp - <(jq .id "$T/out") && echo sorted)" != sorted ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "a row that commits below the floor while the filter runs is counted by the end" {
+	# an id reserved now and committed seconds later, after the floor
+	# has risen past it, as a stalled second writer would
+	late=$(db -c "SELECT nextval('invoices_id_seq')")
+	invgen -q -r 50 -n 300 | invstats > /dev/null &
+	PIDS=$!
+	wait_for 20 sh -c '[ "$(redis-cli -s "$1" HGET inv:stats floor)" -gt "$2" ]' _ "$REDIS_SOCK" "$late"
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	wait $PIDS
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 301 ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "after a rebuild, a row committed late just below the highest id is counted, no second rebuild" {
+	late=$(db -c "SELECT nextval('invoices_id_seq')")
+	invgen -q -r 0 -n 100 | invstats -q > /dev/null
+	# the rebuilt floor stays below the newest ids, which it counts one
+	# by one, so a writer still committing among them is not missed
+	invstats rebuild
+	[ "$(rcli HGET inv:stats floor)" -lt "$late" ]
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	invstats < /dev/null 2> "$T/err"
+	[ ! -s "$T/err" ]
+	[ "$(stats_redis)" = "$(stats_db)" ]
+}
+
+@test "the set of ids above the floor stays small: the floor follows the rows" {
+	invgen -q -r 0 -n 20000 | invstats > /dev/null
+	invgen -q -r 100 -n 500 | invstats > /dev/null
+	[ "$(stats_redis)" = "$(stats_db)" ]
+	# at most the rows of the last few seconds are held one by one
+	[ "$(rcli ZCARD inv:stats:ids)" -le 500 ]
+	[ "$(rcli HGET inv:stats floor)" -ge 20000 ]
 }
 
 @test "INV_NAMESPACE keeps two stacks apart" {

@@ -7,17 +7,16 @@
  * the stats event at most every PUBLISH_MS.
  *
  * With a database, the hash must equal the database at every moment it
- * is updated from lines: after a (re)connect the counter first catches
- * up from PostgreSQL above last_id (or rebuilds), and what arrives while
+ * is updated from lines: after a (re)connect the counter first settles
+ * it against PostgreSQL (inv_stats_settle: a catch-up above the floor,
+ * a check below it, a rebuild when that fails), and what arrives while
  * Redis or PostgreSQL is away is dropped, since the catch-up counts it.
+ * While lines come, and once more after, it settles again every
+ * SETTLE_MS: several writers into one database commit rows in any order
+ * of their ids, and a row this filter never sees (another pipeline's,
+ * or one committed late) is counted from the database, each row once.
  * Without a database the lines are the only source: they wait in memory
  * (up to PENDING_MAX) until Redis is back.
- *
- * XXX The mark assumes rows commit in id order, which holds for one
- * invgen (it commits a batch before printing it, and batches in order).
- * Several invgen into one database can commit a lower id after a higher
- * one was counted; that row would be missed until `invstats rebuild`.
- * A periodic check of count(*) against the hash would close it.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -35,70 +34,16 @@
 #include "util.h"
 
 #define PUBLISH_MS	50		/* a stats event within this of a line */
+#define SETTLE_MS	1000		/* between checks against the database */
 #define BACKOFF_MIN_MS	100
 #define BACKOFF_MAX_MS	2000
 #define CHUNK		10000		/* invoices in one script call */
 #define PENDING_MAX	(1 << 20)	/* invoices held while Redis is away */
 
-/*
- * Add invoices to NS:stats, each only if its id is above last_id, and
- * raise NS:fwd. KEYS[1] NS:stats, KEYS[2] NS:fwd. ARGV[1] "1" to start
- * an absent hash from zero (no database; with one, an absent hash means
- * Redis lost it and the caller rebuilds); ARGV[2] the highest id written
- * to stdout, or "0"; ARGV[3] n invoices; ARGV[4] "s": ids strictly
- * increasing, first ARGV[5], last ARGV[6], sums ARGV[7..9] (refused with
- * {0} unless all are above last_id); or "l": n quadruples id, subtotal,
- * vat, total from ARGV[5]. Returns {1, fields...}, {0} or {-1}.
- */
-static const char update_lua[] =
-	"local function gt(a, b)\n"
-	"  if #a ~= #b then return #a > #b end\n"
-	"  return a > b\n"
-	"end\n"
-	"local k, f = KEYS[1], KEYS[2]\n"
-	"if ARGV[2] ~= '0' then\n"
-	"  local cur = redis.call('GET', f)\n"
-	"  if not cur or gt(ARGV[2], cur) then redis.call('SET', f, ARGV[2]) end\n"
-	"end\n"
-	"local last = redis.call('HGET', k, 'last_id')\n"
-	"if not last then\n"
-	"  if ARGV[1] ~= '1' then return {-1} end\n"
-	"  redis.call('DEL', k)\n"
-	"  redis.call('HSET', k, 'count', '0', 'subtotal', '0', 'vat', '0',"
-	" 'total', '0', 'last_id', '0')\n"
-	"  last = '0'\n"
-	"end\n"
-	"local n = tonumber(ARGV[3])\n"
-	"if n > 0 and ARGV[4] == 's' then\n"
-	"  if not gt(ARGV[5], last) then return {0} end\n"
-	"  redis.call('HINCRBY', k, 'count', ARGV[3])\n"
-	"  redis.call('HINCRBY', k, 'subtotal', ARGV[7])\n"
-	"  redis.call('HINCRBY', k, 'vat', ARGV[8])\n"
-	"  redis.call('HINCRBY', k, 'total', ARGV[9])\n"
-	"  redis.call('HSET', k, 'last_id', ARGV[6])\n"
-	"elseif n > 0 then\n"
-	"  local moved = false\n"
-	"  for i = 0, n - 1 do\n"
-	"    local b = 5 + i * 4\n"
-	"    if gt(ARGV[b], last) then\n"
-	"      redis.call('HINCRBY', k, 'count', 1)\n"
-	"      redis.call('HINCRBY', k, 'subtotal', ARGV[b + 1])\n"
-	"      redis.call('HINCRBY', k, 'vat', ARGV[b + 2])\n"
-	"      redis.call('HINCRBY', k, 'total', ARGV[b + 3])\n"
-	"      last = ARGV[b]\n"
-	"      moved = true\n"
-	"    end\n"
-	"  end\n"
-	"  if moved then redis.call('HSET', k, 'last_id', last) end\n"
-	"end\n"
-	"local r = redis.call('HMGET', k, 'count', 'subtotal', 'vat', 'total',"
-	" 'last_id')\n"
-	"return {1, r[1], r[2], r[3], r[4], r[5]}\n";
-
 /* Between the filter and the counter, under mu. */
 static pthread_mutex_t	 mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 cv;
-static struct counted	*inq;
+static struct inv_counted *inq;
 static size_t		 inq_len, inq_cap;
 static int64_t		 in_fwd;	/* highest id written to stdout */
 static int		 in_eof;
@@ -111,7 +56,9 @@ static const struct config *cf;
 static redisContext	*rc;
 static PGconn		*db;
 static int		 synced;	/* the hash equals the database */
-static struct counted	*work;		/* taken from inq, not yet counted */
+static struct inv_settle settle_st;
+static int64_t		 settle_at;	/* the next settle, mono ns; 0: none */
+static struct inv_counted *work;	/* taken from inq, not yet counted */
 static size_t		 work_len, work_cap;
 static int64_t		 fwd_done;	/* NS:fwd as last written */
 static struct inv_stats	 cur;
@@ -123,7 +70,6 @@ static struct retry {
 	int	r_said;			/* the loss was said */
 }			 rds = { 0, BACKOFF_MIN_MS, 0 }, pg = { 0, BACKOFF_MIN_MS, 0 };
 static int		 lost_said;
-static char		 k_stats[128], k_fwd[128];
 
 static int64_t
 ms(int64_t n)
@@ -133,12 +79,12 @@ ms(int64_t n)
 
 /* Append n items to a growable array; returns -1 when out of memory. */
 static int
-append(struct counted **a, size_t *len, size_t *cap,
-    const struct counted *items, size_t n)
+append(struct inv_counted **a, size_t *len, size_t *cap,
+    const struct inv_counted *items, size_t n)
 {
 	if (*len + n > *cap) {
 		size_t ncap = *cap > 0 ? *cap : 1024;
-		struct counted *p;
+		struct inv_counted *p;
 
 		while (ncap < *len + n)
 			ncap *= 2;
@@ -154,7 +100,7 @@ append(struct counted **a, size_t *len, size_t *cap,
 
 /* From the filter: invoices it has passed on (or skipped as already sent). */
 void
-counter_add(const struct counted *items, size_t n)
+counter_add(const struct inv_counted *items, size_t n)
 {
 	if (!running || n == 0)
 		return;
@@ -260,19 +206,20 @@ db_ready(int final)
 	return 1;
 }
 
-/* With a database: make the hash equal to it before counting lines. */
+/*
+ * Check the hash against the database and count what it lacks (full:
+ * below the floor too). Returns 1 done, 0 a server failed.
+ */
 static int
-sync_ready(int final)
+settle(int full)
 {
 	char err[512];
+	struct inv_stats was = cur;
 	int64_t added;
 	int rv;
 
-	if (cf->cf_db == NULL || synced)
-		return 1;
-	if (!redis_ready(final) || !db_ready(final))
-		return 0;
-	rv = inv_stats_sync(rc, db, &cur, &added, err, sizeof(err));
+	rv = inv_stats_settle(rc, db, &settle_st, full, &cur, &added, err,
+	    sizeof(err));
 	if (rv == INV_STATS_EREDIS) {
 		redis_lost(err);
 		return 0;
@@ -284,11 +231,27 @@ sync_ready(int final)
 	if (added < 0)
 		inv_info("statistics rebuilt from PostgreSQL: %" PRId64
 		    " invoices", cur.st_count);
-	else if (inv_verbose)
+	else if (inv_verbose && added > 0)
 		inv_info("statistics caught up from PostgreSQL: %" PRId64
 		    " invoices added, last id %" PRId64, added, cur.st_last_id);
+	if (memcmp(&was, &cur, sizeof(cur)) != 0)
+		dirty = 1;
+	settle_at = settle_st.se_open ? inv_mono_ns() + ms(SETTLE_MS) : 0;
+	return 1;
+}
+
+/* With a database: make the hash equal to it before counting lines. */
+static int
+sync_ready(int final)
+{
+	if (cf->cf_db == NULL || synced)
+		return 1;
+	if (!redis_ready(final) || !db_ready(final))
+		return 0;
+	if (!settle(1))
+		return 0;
 	synced = 1;
-	dirty = 1;
+	dirty = 1;		/* say it once after each (re)connect */
 	return 1;
 }
 
@@ -297,95 +260,24 @@ sync_ready(int final)
  * Returns 1 done, 0 the hash is gone (rebuild first), -1 Redis failed.
  */
 static int
-update(const struct counted *items, size_t n, int64_t fwd)
+update(const struct inv_counted *items, size_t n, int64_t fwd)
 {
-	static const char **argv;
-	static char (*num)[24];
-	static size_t argv_cap;
-	size_t argc = 0, need = 16 + 4 * n, i, j;
-	int64_t sum[3] = { 0, 0, 0 };
-	int monotone = 1, list = 0, rv;
-	redisReply *r;
 	char err[512];
+	int rv;
 
-again:
-	if (need > argv_cap) {
-		free(argv);
-		free(num);
-		argv = malloc(need * sizeof(*argv));
-		num = malloc(need * sizeof(*num));
-		if (argv == NULL || num == NULL) {
-			free(argv);
-			free(num);
-			argv = NULL;
-			num = NULL;
-			argv_cap = 0;
-			redis_lost("cannot update statistics: out of memory");
-			return -1;
-		}
-		argv_cap = need;
-	}
-	argc = 0;
-#define NUM(v) (snprintf(num[argc], 24, "%" PRId64, (int64_t)(v)), num[argc])
-	argv[argc++] = "EVAL";
-	argv[argc++] = update_lua;
-	argv[argc++] = "2";
-	argv[argc++] = k_stats;
-	argv[argc++] = k_fwd;
-	argv[argc] = cf->cf_db != NULL ? "0" : "1"; argc++;
-	argv[argc] = NUM(fwd); argc++;
-	argv[argc] = NUM(n); argc++;
-	for (i = 0; i < n; i++) {
-		if (i > 0 && items[i].c_id <= items[i - 1].c_id)
-			monotone = 0;
-		sum[0] += items[i].c_subtotal;
-		sum[1] += items[i].c_vat;
-		sum[2] += items[i].c_total;
-	}
-	if (n > 0 && monotone && !list) {
-		argv[argc++] = "s";
-		argv[argc] = NUM(items[0].c_id); argc++;
-		argv[argc] = NUM(items[n - 1].c_id); argc++;
-		for (j = 0; j < 3; j++) {
-			argv[argc] = NUM(sum[j]);
-			argc++;
-		}
-	} else {
-		argv[argc++] = "l";
-		for (i = 0; i < n; i++) {
-			argv[argc] = NUM(items[i].c_id); argc++;
-			argv[argc] = NUM(items[i].c_subtotal); argc++;
-			argv[argc] = NUM(items[i].c_vat); argc++;
-			argv[argc] = NUM(items[i].c_total); argc++;
-		}
-	}
-#undef NUM
-	r = redisCommandArgv(rc, (int)argc, argv, NULL);
-	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER) {
-		snprintf(err, sizeof(err), "cannot update statistics in "
-		    "Redis: %s", r == NULL ? (rc->errstr[0] != '\0' ?
-		    rc->errstr : "connection lost") : r->type ==
-		    REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-		freeReplyObject(r);
+	rv = inv_stats_count(rc, items, n, cf->cf_db == NULL, fwd, &cur, err,
+	    sizeof(err));
+	if (rv < 0) {
 		redis_lost(err);
 		return -1;
 	}
-	rv = (int)r->element[0]->integer;
-	if (rv == 0 && !list) {
-		/* Some ids are not above last_id: count one by one. */
-		freeReplyObject(r);
-		list = 1;
-		goto again;
-	}
 	if (rv == 1) {
-		if (inv_stats_reply(&(redisReply){ .type = REDIS_REPLY_ARRAY,
-		    .elements = 5, .element = r->element + 1 }, &cur) == 0)
-			dirty = 1;
+		dirty = 1;
 		fwd_done = fwd;
+		if (n > 0 && cf->cf_db != NULL && settle_at == 0)
+			settle_at = inv_mono_ns() + ms(SETTLE_MS);
 	}
-	freeReplyObject(r);
-	return rv == 1 ? 1 : 0;
+	return rv;
 }
 
 /* Count what the filter handed over, as far as the servers allow. */
@@ -441,7 +333,10 @@ publish(int final)
 	pub_at = inv_mono_ns();
 }
 
-/* Wait for work or the next timer: a publish due, a reconnect due. */
+/*
+ * Wait for work or the next timer: a publish due, a settle due, a
+ * reconnect due.
+ */
 static void
 wait_work(void)
 {
@@ -450,6 +345,9 @@ wait_work(void)
 
 	if (dirty && rc != NULL)
 		deadline = pub_at + ms(PUBLISH_MS);
+	if (synced && rc != NULL && db != NULL && settle_at != 0 &&
+	    settle_at < deadline)
+		deadline = settle_at;
 	if (rc == NULL && rds.r_at < deadline)
 		deadline = rds.r_at;
 	else if (cf->cf_db != NULL && !synced) {
@@ -503,6 +401,10 @@ counter_main(void *arg)
 				    "database to catch up from", lost);
 		}
 		step(fwd, eof);
+		/* At the end, settle once more, below the floor too. */
+		if (synced && rc != NULL && db != NULL && (eof ||
+		    (settle_at != 0 && inv_mono_ns() >= settle_at)))
+			(void)settle(eof);
 		publish(eof);
 		if (eof)
 			break;
@@ -520,8 +422,6 @@ counter_start(const struct config *config)
 	sigset_t all, old;
 
 	cf = config;
-	inv_key(k_stats, sizeof(k_stats), "stats");
-	inv_key(k_fwd, sizeof(k_fwd), "fwd");
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&cv, &ca);

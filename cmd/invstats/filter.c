@@ -41,7 +41,7 @@ static size_t	 outlen;
 static int	 out_buffered;		/* stdout is a regular file */
 static int64_t	 out_pending;		/* highest id in outbuf */
 
-static struct counted batch[BATCH];
+static struct inv_counted batch[BATCH];
 static size_t	 batch_len;
 
 static void
@@ -147,7 +147,7 @@ one_line(char *line, size_t len, long long lineno, long long *rejected)
 	} else if (inv_verbose)
 		inv_info("line %lld: invoice %" PRId64 " already written",
 		    lineno, iv.id);
-	batch[batch_len++] = (struct counted){ iv.id, iv.subtotal, iv.vat,
+	batch[batch_len++] = (struct inv_counted){ iv.id, iv.subtotal, iv.vat,
 	    iv.total };
 	if (batch_len == BATCH)
 		batch_flush();

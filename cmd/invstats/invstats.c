@@ -31,7 +31,22 @@ usage(int code)
 	exit(code);
 }
 
-/* The stats JSON from Redis, or from PostgreSQL when Redis cannot say. */
+/* A malformed connection string is a usage error, said before connecting. */
+static void
+check_db_url(const struct config *cf)
+{
+	char err[512];
+
+	if (cf->cf_db != NULL && inv_db_url_check(cf->cf_db, err,
+	    sizeof(err)) < 0)
+		inv_errx(EX_USAGE, "%s", err);
+}
+
+/*
+ * The stats JSON from Redis, or from PostgreSQL when Redis cannot say.
+ * The database URL is checked only then: the answer from Redis never
+ * maps libpq (pq.c), which would be most of its time.
+ */
 static int
 show(const struct config *cf)
 {
@@ -61,14 +76,16 @@ show(const struct config *cf)
 			snprintf(err, sizeof(err), "no statistics in Redis");
 		if (cf->cf_db == NULL)
 			inv_errx(EX_UNAVAILABLE, "%s", err);
+		check_db_url(cf);
 		inv_info("%s: computing them from PostgreSQL", err);
 	}
 	if (cf->cf_db == NULL)
 		inv_errx(EX_UNAVAILABLE, "no statistics without Redis or a "
 		    "database (REDIS_URL, DATABASE_URL)");
+	check_db_url(cf);
 	if ((db = inv_db_connect(cf->cf_db, err, sizeof(err))) == NULL)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (inv_stats_db(db, 0, &st, NULL, err, sizeof(err)) < 0)
+	if (inv_stats_db(db, 0, &st, err, sizeof(err)) < 0)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	PQfinish(db);
 	inv_stats_json(&st, "postgres", json, sizeof(json));
@@ -76,11 +93,15 @@ show(const struct config *cf)
 	return 0;
 }
 
-/* Recompute NS:stats from the database, then tell the subscribers. */
+/*
+ * Recompute NS:stats from the database, count what writers added since
+ * (the settle after it), then tell the subscribers.
+ */
 static int
 rebuild(const struct config *cf)
 {
 	char err[512];
+	struct inv_settle se = { 0 };
 	struct inv_stats st;
 	redisContext *rc;
 	PGconn *db;
@@ -94,7 +115,8 @@ rebuild(const struct config *cf)
 	if ((rc = inv_redis_connect(&cf->cf_ru, REDIS_TIMEOUT_MS, err,
 	    sizeof(err))) == NULL)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
-	if (inv_stats_rebuild(rc, db, &st, err, sizeof(err)) < 0)
+	if (inv_stats_rebuild(rc, db, &st, err, sizeof(err)) < 0 ||
+	    inv_stats_settle(rc, db, &se, 0, &st, NULL, err, sizeof(err)) < 0)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	if (inv_stats_publish(rc, &st, err, sizeof(err)) < 0)
 		inv_warnx("%s", err);
@@ -186,9 +208,8 @@ main(int argc, char *argv[])
 		    "A-Z a-z 0-9 _ . -", inv_ns());
 
 	cf.cf_db = no_db ? NULL : inv_db_url(db_flag);
-	if (cf.cf_db != NULL && inv_db_url_check(cf.cf_db, err,
-	    sizeof(err)) < 0)
-		inv_errx(EX_USAGE, "%s", err);
+	if (cmd == NULL || strcmp(cmd, "show") != 0)
+		check_db_url(&cf);
 	cf.cf_redis = no_redis ? NULL : inv_redis_url(redis_flag);
 	if (cf.cf_redis != NULL && inv_redis_url_parse(cf.cf_redis,
 	    &cf.cf_ru, err, sizeof(err)) < 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "rds.h"
+#include "stats.h"
 
 #define REDIS_TIMEOUT_MS	1000	/* every Redis connect and command */
 
@@ -20,17 +21,9 @@ struct config {
 	int			 cf_resume;
 };
 
-/* One counted invoice, handed from the filter to the counter. */
-struct counted {
-	int64_t	c_id;
-	int64_t	c_subtotal;
-	int64_t	c_vat;
-	int64_t	c_total;
-};
-
 /* counter.c */
 int	 counter_start(const struct config *);
-void	 counter_add(const struct counted *, size_t);
+void	 counter_add(const struct inv_counted *, size_t);
 void	 counter_written(int64_t);
 void	 counter_stop(void);
 
