@@ -136,6 +136,8 @@ static int
 append(struct counted **a, size_t *len, size_t *cap,
     const struct counted *items, size_t n)
 {
+	if (n == 0)
+		return 0;	/* items may be NULL then: memcpy must not see it */
 	if (*len + n > *cap) {
 		size_t ncap = *cap > 0 ? *cap : 1024;
 		struct counted *p;
