@@ -406,7 +406,8 @@ step(int64_t fwd, int final)
 		n = work_len - off > CHUNK ? CHUNK : work_len - off;
 		if (n == 0 && fwd == fwd_done)
 			break;
-		rv = update(work + off, n, fwd);
+		/* work is NULL before the first line: no offset from it */
+		rv = update(n > 0 ? work + off : NULL, n, fwd);
 		if (rv < 0)
 			break;
 		if (rv == 0) {
