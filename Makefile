@@ -84,6 +84,29 @@ check-san:
 	@sh tests/deps --quiet
 	@sh tests/san $(SAN_TESTS)
 
+# Fuzz targets (libFuzzer, clang): tests/fuzz/NAME.c with the code it
+# drives, built under build/fuzz with AddressSanitizer and UBSan. make fuzz
+# runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/NAME/
+# (what it finds is kept in build/fuzz/corpus/NAME/); a crash leaves the
+# input in build/fuzz/ and fails.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_SRC      = $(LIB_SRC) cmd/invserve/frame.c cmd/invserve/uri.c
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Ilib -Icmd/invserve $(PKG_CFLAGS) -DINV_VERSION='"$(VERSION)"' \
+                -DINV_DATADIR='"$(DATADIR)"'
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard lib/*.h) cmd/invserve/invserve.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(LIBS)
+
+fuzz-build: $(addprefix build/fuzz/,$(FUZZ_NAMES))
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 # The dashboard on a private PostgreSQL and Redis under ./var/.
 run:
 	@sh tests/deps --quiet
@@ -137,6 +160,6 @@ clean:
 	rm -rf build
 	find cmd lib tests -name '*.[od]' -delete
 
-.PHONY: all units deps check check-san run migrate bench install uninstall clean $(PROGS)
+.PHONY: all units deps check check-san fuzz fuzz-build run migrate bench install uninstall clean $(PROGS)
 
 -include $(wildcard cmd/*/*.d lib/*.d tests/unit/*.d)
