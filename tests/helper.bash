@@ -32,6 +32,13 @@ wait_for() {
 	done
 }
 
+# stop_pids: end every process a test put in $PIDS, and reap it.
+stop_pids() {
+	local p
+	for p in ${PIDS:-}; do kill "$p" 2>/dev/null || true; done
+	for p in ${PIDS:-}; do wait "$p" 2>/dev/null || true; done
+}
+
 # Stop and start the test servers, for fault tests.
 pg_down() { sh "$ROOT/tests/servers" pgstop "$INV_SERVERS_DIR"; }
 # A server started from a test must not hold bats' descriptors open, or
