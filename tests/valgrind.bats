@@ -21,19 +21,14 @@ setup() {
 	redis_reset
 	T=$BATS_TEST_TMPDIR
 	PIDS=
+	# "${VG[@]}" PROG ARGS...: PROG under memcheck, its report (empty
+	# when all is well) in $T/vg.PID; an array, so $! is PROG's pid
+	VG=(valgrind -q --error-exitcode=99 --leak-check=full
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite
+	    --log-file="$T/vg.%p")
 }
 
 teardown() { stop_pids; }
-
-# vg NAME ARGS...: NAME under memcheck, its report in $T/vg.NAME.PID.
-# Run in a subshell (&, run): exec, so that $! is the program's pid.
-vg() {
-	local name=$1
-	shift
-	exec valgrind -q --error-exitcode=99 --leak-check=full \
-	    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-	    --log-file="$T/vg.$name.%p" "$name" "$@"
-}
 
 state_is() { [ "$(invctl status | jq -r .state)" = "$1" ]; }
 ids_of() { awk -F '\t' '$1 == "invoice" { print $2 }' "$1"; }
@@ -45,7 +40,7 @@ stopped() {
 	wait "$1" || rc=$?
 	if [ $rc -ne 0 ]; then
 		echo "$2 exited with $rc:"
-		cat "$T"/vg."$2".* "$T/$2.err"
+		cat "$T"/vg.* "$T/$2.err"
 		return 1
 	fi
 }
@@ -53,7 +48,7 @@ stopped() {
 @test "a cycle through the whole stack under memcheck: no invalid access, no definite leak" {
 	FIFO=$T/display.fifo
 	mkfifo "$FIFO" "$T/g2s" "$T/s2b"
-	vg invserve -v -l 127.0.0.1:0 -i "$FIFO" --max-clients 100 \
+	"${VG[@]}" invserve -v -l 127.0.0.1:0 -i "$FIFO" --max-clients 100 \
 	    2> "$T/invserve.err" 3>&- &
 	SERVE=$!
 	PIDS="$PIDS $SERVE"
@@ -68,15 +63,15 @@ stopped() {
 	PIDS="$PIDS $CLIENT"
 	wait_for 60 test -e "$ready"
 
-	vg invgen --wait > "$T/g2s" 2> "$T/invgen.err" 3>&- &
+	"${VG[@]}" invgen --wait > "$T/g2s" 2> "$T/invgen.err" 3>&- &
 	GEN=$!
-	vg invstats < "$T/g2s" > "$T/s2b" 2> "$T/invstats.err" 3>&- &
+	"${VG[@]}" invstats < "$T/g2s" > "$T/s2b" 2> "$T/invstats.err" 3>&- &
 	STATS=$!
-	vg invbuf -r 20 < "$T/s2b" > "$FIFO" 2> "$T/invbuf.err" 3>&- &
+	"${VG[@]}" invbuf -r 20 < "$T/s2b" > "$FIFO" 2> "$T/invbuf.err" 3>&- &
 	BUF=$!
 	PIDS="$PIDS $GEN $STATS $BUF"
 
-	run vg invctl start -r 20 -d 2
+	run "${VG[@]}" invctl start -r 20 -d 2
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq -r .target)" -eq 40 ]
 	wait "$CLIENT"
@@ -85,7 +80,7 @@ stopped() {
 	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 40 ]
 	[ "$(rcli HGET inv:stats count)" -eq 40 ]
 	[ "$(rcli HGET inv:stats total)" = "$(db -c 'SELECT (sum(total_amount) * 100)::bigint FROM invoices')" ]
-	run vg invctl status
+	run "${VG[@]}" invctl status
 	[ "$status" -eq 0 ]
 	run curl -sf "$URL/api/invoices?limit=5"
 	[ "$(echo "$output" | jq -r '.[].id' | tr '\n' ' ')" = "40 39 38 37 36 " ]
@@ -98,6 +93,20 @@ stopped() {
 	kill -TERM "$SERVE"
 	stopped "$SERVE" invserve
 	# and valgrind said nothing at all
+	cat "$T"/vg.* > "$T/all"
+	[ ! -s "$T/all" ] || { cat "$T/all"; false; }
+}
+
+@test "regression: each program alone, without PostgreSQL or Redis, under memcheck" {
+	# invbuf without Redis lost its check timer at every exit
+	"${VG[@]}" invgen --no-db -q -r 0 -n 200 -s 7 > "$T/in"
+	[ "$(wc -l < "$T/in")" -eq 200 ]
+	"${VG[@]}" invstats --no-db --no-redis -q < "$T/in" > "$T/s"
+	cmp "$T/in" "$T/s"
+	"${VG[@]}" invbuf --no-redis -q -r 0 < "$T/s" > "$T/b"
+	cmp "$T/in" "$T/b"
+	cat "$T/in" | "${VG[@]}" invbuf --no-redis -q -r 0 > "$T/b2"
+	cmp "$T/in" "$T/b2"
 	cat "$T"/vg.* > "$T/all"
 	[ ! -s "$T/all" ] || { cat "$T/all"; false; }
 }
