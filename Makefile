@@ -67,6 +67,9 @@ deps:
 
 # Every test: C unit tests and bats, against a throwaway PostgreSQL and
 # Redis that tests/run starts in a temporary directory and always stops.
+# Among them tests/valgrind.bats: a short cycle through the whole stack
+# with every program under valgrind memcheck (--error-exitcode=99
+# --leak-check=full --errors-for-leak-kinds=definite).
 check:
 	@sh tests/deps --quiet
 	@$(MAKE) -s all units WERROR=1
