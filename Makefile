@@ -20,7 +20,8 @@ ifdef WERROR
 WARN     += -Werror
 endif
 ifdef SAN
-CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -69,10 +70,48 @@ deps:
 
 # Every test: C unit tests and bats, against a throwaway PostgreSQL and
 # Redis that tests/run starts in a temporary directory and always stops.
+# Among them tests/valgrind.bats: a short cycle through the whole stack
+# with every program under valgrind memcheck (--error-exitcode=99
+# --leak-check=full --errors-for-leak-kinds=definite).
 check:
 	@sh tests/deps --quiet
 	@$(MAKE) -s all units WERROR=1
 	@sh tests/run $(TESTS)
+
+# The C unit tests and the bats files that drive the programs hardest
+# (SAN_TESTS, default in tests/san) against programs built by clang
+# (SAN_CC) with AddressSanitizer, LeakSanitizer and UndefinedBehavior-
+# Sanitizer, in a copy of the tree under build/san, so a sanitized object
+# never mixes with a normal one. halt_on_error, abort_on_error and
+# detect_leaks are on; each report goes to build/san/reports/ and fails
+# the run. (make check SAN=1 builds in place, with gcc by default.)
+SAN_TESTS ?=
+check-san:
+	@sh tests/deps --quiet
+	@sh tests/san $(SAN_TESTS)
+
+# Fuzz targets (libFuzzer, clang): tests/fuzz/NAME.c with the code it
+# drives, built under build/fuzz with AddressSanitizer and UBSan. make fuzz
+# runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/NAME/
+# (what it finds is kept in build/fuzz/corpus/NAME/); a crash leaves the
+# input in build/fuzz/ and fails.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_SRC      = $(LIB_SRC) cmd/invserve/frame.c cmd/invserve/uri.c
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Ilib -Icmd/invserve $(PKG_CFLAGS) -DINV_VERSION='"$(VERSION)"' \
+                -DINV_DATADIR='"$(DATADIR)"'
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard lib/*.h) cmd/invserve/invserve.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(LIBS)
+
+fuzz-build: $(addprefix build/fuzz/,$(FUZZ_NAMES))
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # The dashboard on a private PostgreSQL and Redis under ./var/.
 run:
@@ -124,8 +163,9 @@ uninstall:
 
 clean:
 	rm -f $(BINS) $(UNIT_BINS) lib/libinv.a
+	rm -rf build
 	find cmd lib tests -name '*.[od]' -delete
 
-.PHONY: all units deps check run migrate bench install uninstall clean $(PROGS)
+.PHONY: all units deps check check-san fuzz fuzz-build run migrate bench install uninstall clean $(PROGS)
 
 -include $(wildcard cmd/*/*.d lib/*.d tests/unit/*.d)

@@ -17,11 +17,7 @@ setup() {
 	PIDS=
 }
 
-teardown() {
-	local p
-	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-}
+teardown() { stop_pids; }
 
 # render PAGE: the page as plain text, lines unwrapped.
 render() { mandoc -T ascii -O width=1000 "$1" | sed 's/.\x08//g'; }

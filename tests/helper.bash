@@ -11,6 +11,10 @@ if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
 fi
 REDIS_SOCK=${REDIS_URL#unix://}
 
+# True under make check-san: memory figures are then the sanitizers'
+# (shadow memory, quarantine), not the program's, and are not checked.
+under_san() { [ -n "${INV_SAN:-}" ]; }
+
 # psql on the test database: unaligned, tuples only, stop on error.
 db() { psql "$DATABASE_URL" -X -q -tA -v ON_ERROR_STOP=1 "$@"; }
 db_reset() { db -c 'TRUNCATE invoices RESTART IDENTITY'; }
@@ -26,6 +30,13 @@ wait_for() {
 		[ $i -ge $((limit * 10)) ] && return 1
 		sleep 0.1
 	done
+}
+
+# stop_pids: end every process a test put in $PIDS, and reap it.
+stop_pids() {
+	local p
+	for p in ${PIDS:-}; do kill "$p" 2>/dev/null || true; done
+	for p in ${PIDS:-}; do wait "$p" 2>/dev/null || true; done
 }
 
 # Stop and start the test servers, for fault tests.

@@ -864,5 +864,9 @@ main(int argc, char *argv[])
 	finish();
 	if (rc != NULL)
 		redisFree(rc);
+	/* ev_check has no other reference once it is off the loop */
+	event_free(ev_check);
+	event_free(ev_int);
+	event_free(ev_term);
 	return in_error ? EX_IOERR : 0;
 }

@@ -53,7 +53,8 @@ connect_redis(void)
 	return c;
 }
 
-/* Run one operation; print the status, or why it was refused (exit 1). */
+/* Run one operation on c, then free it; print the status, or why it
+ * was refused (exit 1). */
 static int
 control(redisContext *c, enum inv_control_op op,
     const struct inv_control_args *a)
@@ -62,6 +63,7 @@ control(redisContext *c, enum inv_control_op op,
 	int r;
 
 	r = inv_control_exec(c, op, a, json, sizeof(json), err, sizeof(err));
+	redisFree(c);
 	if (r < 0)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	if (r == 0) {
@@ -168,8 +170,11 @@ watch(redisContext *c)
 			inv_errx(EX_UNAVAILABLE, "%s", err);
 		if (strcmp(json, last) != 0) {
 			printf("%s\n", json);
-			if (fflush(stdout) == EOF)
+			if (fflush(stdout) == EOF) {
+				redisFree(sub);
+				redisFree(c);
 				return 0;
+			}
 			snprintf(last, sizeof(last), "%s", json);
 		}
 		r = NULL;

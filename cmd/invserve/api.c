@@ -13,7 +13,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "control.h"
@@ -116,44 +115,21 @@ on_invoices(PGresult *res, const char *why, void *arg)
 	evbuffer_free(body);
 }
 
-/* A query parameter as an integer in [min, max]; 0 absent, -1 bad. */
-static int
-param_int(struct evhttp_request *req, struct evkeyvalq *q, const char *name,
-    long long min, long long max, long long *out)
-{
-	const char *v = evhttp_find_header(q, name), *errstr;
-
-	if (v == NULL)
-		return 0;
-	if (inv_parse_int(v, min, max, out, &errstr) < 0) {
-		http_error(req, 400, "bad %s '%.40s': %s (expected %lld to %lld)",
-		    name, v, errstr, min, max);
-		return -1;
-	}
-	return 1;
-}
-
 void
 api_invoices(struct evhttp_request *req)
 {
 	static char sql[1024];
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq q;
 	long long before = INT64_MAX / 2, limit = PAGE_DEFAULT;
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], err[160];
 	const char *params[3] = { a, b, c };
-	int bad;
 
-	TAILQ_INIT(&q);
-	if (query != NULL && evhttp_parse_query_str(query, &q) < 0) {
-		http_error(req, 400, "malformed query string");
+	if (uri_query_int(query, "before", 1, INT64_MAX / 2, &before, err,
+	    sizeof(err)) < 0 || uri_query_int(query, "limit", 1, 1000000,
+	    &limit, err, sizeof(err)) < 0) {
+		http_error(req, 400, "%s", err);
 		return;
 	}
-	bad = param_int(req, &q, "before", 1, INT64_MAX / 2, &before) < 0 ||
-	    param_int(req, &q, "limit", 1, 1000000, &limit) < 0;
-	evhttp_clear_headers(&q);
-	if (bad)
-		return;
 	if (limit > PAGE_MAX)
 		limit = PAGE_MAX;
 	if (!pg_configured()) {

@@ -216,38 +216,21 @@ content_type(const char *path)
 static void
 serve_file(struct evhttp_request *req, const char *uripath)
 {
-	char *dec, path[PATH_MAX], real[PATH_MAX];
-	const char *seg;
-	size_t n, wlen = cfg.www != NULL ? strlen(cfg.www) : 0;
+	char path[PATH_MAX], real[PATH_MAX];
+	size_t wlen = cfg.www != NULL ? strlen(cfg.www) : 0;
 	struct evbuffer *b;
 	struct stat st;
-	int fd;
+	int fd, rv;
 
 	if (cfg.www == NULL) {
 		http_error(req, 404, "not found");
 		return;
 	}
-	if ((dec = evhttp_uridecode(uripath, 0, &n)) == NULL) {
+	if ((rv = uri_file_path(cfg.www, uripath, path, sizeof(path))) == -1) {
 		http_error(req, 400, "bad path");
 		return;
 	}
-	if (strlen(dec) != n || dec[0] != '/') {
-		free(dec);
-		http_error(req, 400, "bad path");
-		return;
-	}
-	for (seg = dec; seg != NULL; seg = strchr(seg + 1, '/')) {
-		if (strncmp(seg, "/..", 3) == 0 && (seg[3] == '/' ||
-		    seg[3] == '\0')) {
-			free(dec);
-			http_error(req, 400, "bad path");
-			return;
-		}
-	}
-	n = (size_t)snprintf(path, sizeof(path), "%s%s%s", cfg.www, dec,
-	    dec[strlen(dec) - 1] == '/' ? "index.html" : "");
-	free(dec);
-	if (n >= sizeof(path) || realpath(path, real) == NULL ||
+	if (rv < 0 || realpath(path, real) == NULL ||
 	    strncmp(real, cfg.www, wlen) != 0 || (real[wlen] != '/' &&
 	    real[wlen] != '\0')) {
 		http_error(req, 404, "not found");

@@ -75,8 +75,27 @@ void		 http_cors(struct evhttp_request *);
 int		 http_same_origin(struct evhttp_request *);
 uint32_t	 jitter(uint32_t);
 
+/* frame.c */
+/*
+ * An event, and the same bytes framed as an HTTP/1.1 chunk, so that a
+ * broadcast appends one reference per client and nothing else.
+ */
+#define FRAME_ROOM	16	/* for the chunk size line, "%zx\r\n" */
+
+struct msg {
+	int	 m_refs;
+	int64_t	 m_id;
+	char	*m_data;	/* the event */
+	size_t	 m_len;
+	char	*m_frame;	/* the event as one chunk */
+	size_t	 m_flen;
+	char	 m_buf[];
+};
+struct msg	*msg_new(int64_t, const char *, const char *, size_t);
+struct msg	*msg_text(const char *);
+void		 msg_unref(struct msg *);
+
 /* sse.c */
-struct msg;
 void		 sse_init(void);
 void		 sse_open(struct evhttp_request *);
 void		 sse_invoice(int64_t, const char *, size_t);
@@ -90,6 +109,11 @@ void		 sse_prefill(void);
 void		 sse_served_floor(int64_t);
 extern int64_t	 served;	/* the highest invoice id broadcast */
 extern char	 stats_json[1024];
+
+/* uri.c */
+int		 uri_file_path(const char *, const char *, char *, size_t);
+int		 uri_query_int(const char *, const char *, long long, long long,
+		    long long *, char *, size_t);
 
 /* input.c */
 int		 input_open(const char *, char *, size_t);

@@ -42,22 +42,6 @@
 #define RETRY_MS	2000
 #define DIRECT_BUDGET_NS 20000000	/* of direct writes per broadcast */
 
-/*
- * An event, and the same bytes framed as an HTTP/1.1 chunk, so that a
- * broadcast appends one reference per client and nothing else.
- */
-#define FRAME_ROOM	16	/* for the chunk size line, "%zx\r\n" */
-
-struct msg {
-	int	 m_refs;
-	int64_t	 m_id;
-	char	*m_data;	/* the event */
-	size_t	 m_len;
-	char	*m_frame;	/* the event as one chunk */
-	size_t	 m_flen;
-	char	 m_buf[];
-};
-
 enum { CL_CATCHUP, CL_LIVE, CL_GONE };
 
 
@@ -96,87 +80,7 @@ static char state_json[1024];
 
 static void	 catch_up(struct client *);
 
-/* ---- messages ---- */
-
-static struct msg *
-msg_alloc(int64_t id, size_t cap)
-{
-	struct msg *m;
-
-	if ((m = malloc(sizeof(*m) + FRAME_ROOM + cap + 2)) == NULL)
-		return NULL;
-	m->m_refs = 1;
-	m->m_id = id;
-	m->m_data = m->m_buf + FRAME_ROOM;
-	return m;
-}
-
-/* The event is m_len bytes at m_data: put the chunk framing around it. */
-static struct msg *
-msg_seal(struct msg *m)
-{
-	char head[FRAME_ROOM];
-	int n = snprintf(head, sizeof(head), "%zx\r\n", m->m_len);
-
-	m->m_frame = m->m_data - n;
-	memcpy(m->m_frame, head, (size_t)n);
-	memcpy(m->m_data + m->m_len, "\r\n", 2);
-	m->m_flen = (size_t)n + m->m_len + 2;
-	return m;
-}
-
-static struct msg *
-msg_new(int64_t id, const char *event, const char *data, size_t len)
-{
-	struct msg *m;
-	size_t lines = 1, n = 0, i, s;
-
-	/* A "data: " per line, should the data hold newlines. */
-	for (i = 0; i < len; i++)
-		lines += data[i] == '\n' || data[i] == '\r';
-	if ((m = msg_alloc(id, 64 + len + 7 * lines + 1)) == NULL)
-		return NULL;
-	if (id > 0)
-		n += sprintf(m->m_data + n, "id: %" PRId64 "\n", id);
-	if (event != NULL)
-		n += sprintf(m->m_data + n, "event: %s\n", event);
-	if (data != NULL) {
-		for (i = s = 0; i <= len; i++) {
-			if (i < len && data[i] != '\n' && data[i] != '\r')
-				continue;
-			memcpy(m->m_data + n, "data: ", 6);
-			memcpy(m->m_data + n + 6, data + s, i - s);
-			n += 6 + i - s;
-			m->m_data[n++] = '\n';
-			if (i + 1 < len && data[i] == '\r' && data[i + 1] == '\n')
-				i++;
-			s = i + 1;
-		}
-		m->m_data[n++] = '\n';
-	}
-	m->m_len = n;
-	return msg_seal(m);
-}
-
-static struct msg *
-msg_text(const char *text)
-{
-	struct msg *m;
-	size_t len = strlen(text);
-
-	if ((m = msg_alloc(0, len)) == NULL)
-		return NULL;
-	m->m_len = len;
-	memcpy(m->m_data, text, len);
-	return msg_seal(m);
-}
-
-static void
-msg_unref(struct msg *m)
-{
-	if (m != NULL && --m->m_refs == 0)
-		free(m);
-}
+/* ---- messages (frame.c makes them) ---- */
 
 static void
 msg_cleanup(const void *data, size_t len, void *arg)

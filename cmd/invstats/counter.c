@@ -82,6 +82,8 @@ static int
 append(struct inv_counted **a, size_t *len, size_t *cap,
     const struct inv_counted *items, size_t n)
 {
+	if (n == 0)
+		return 0;	/* items may be NULL then: memcpy must not see it */
 	if (*len + n > *cap) {
 		size_t ncap = *cap > 0 ? *cap : 1024;
 		struct inv_counted *p;
@@ -296,7 +298,8 @@ step(int64_t fwd, int final)
 		n = work_len - off > CHUNK ? CHUNK : work_len - off;
 		if (n == 0 && fwd == fwd_done)
 			break;
-		rv = update(work + off, n, fwd);
+		/* work is NULL before the first line: no offset from it */
+		rv = update(n > 0 ? work + off : NULL, n, fwd);
 		if (rv < 0)
 			break;
 		if (rv == 0) {
