@@ -110,7 +110,9 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard lib/*.h) cmd/invserve/invser
 
 fuzz-build: $(addprefix build/fuzz/,$(FUZZ_NAMES))
 
-fuzz: fuzz-build
+fuzz:
+	@sh tests/deps --quiet
+	@$(MAKE) -s fuzz-build
 	@sh tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # The dashboard on a private PostgreSQL and Redis under ./var/.
