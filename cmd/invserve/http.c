@@ -22,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "addr.h"
 #include "invoice.h"
 #include "invserve.h"
 #include "log.h"
@@ -419,34 +420,12 @@ int
 http_start(const char *addr, char *err, size_t size)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	char host[INET6_ADDRSTRLEN], probe[300];
-	const char *colon = strrchr(addr, ':'), *errstr;
-	long long v;
+	int sslen;
+	char host[INET6_ADDRSTRLEN];
 	int port;
 
-	/*
-	 * evutil parses the address but refuses port 0, which asks the
-	 * kernel for a free port (tests use it): parse the port here.
-	 */
-	memset(&ss, 0, sizeof(ss));
-	if (colon == NULL || inv_parse_int(colon + 1, 0, 65535, &v,
-	    &errstr) < 0 || (size_t)(colon - addr) > 256) {
-		snprintf(err, size, "bad listen address '%s': expected "
-		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
+	if (inv_listen_parse(addr, &ss, &sslen, err, size) < 0)
 		return -1;
-	}
-	snprintf(probe, sizeof(probe), "%.*s:1", (int)(colon - addr), addr);
-	if (evutil_parse_sockaddr_port(probe, (struct sockaddr *)&ss,
-	    &sslen) < 0) {
-		snprintf(err, size, "bad listen address '%s': expected "
-		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
-		return -1;
-	}
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)v);
-	else
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)v);
 	listener = evconnlistener_new_bind(base, NULL, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
 	    4096, (struct sockaddr *)&ss, sslen);
