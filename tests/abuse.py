@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+# tests/abuse.py PORT: bad HTTP of every kind against invserve on
+# 127.0.0.1:PORT, bounded in count and time (a few seconds each, a
+# timeout on every socket). Prints one line per kind of abuse: its name
+# and what the server answered, as counts of status codes ("200x1000")
+# or one code per request, so a test compares the whole output with
+# what it expects. A body that holds "secret" (the file outside --www
+# that tests/badinput.bats plants) is printed as "LEAK".
+import asyncio
+import random
+import resource
+import sys
+
+PORT = int(sys.argv[1])
+TIMEOUT = 30
+
+
+async def exchange(raw, chunks=None, pause=0.0, close=True):
+    """Send raw (then each of chunks, pause s apart); the status code
+    and body, or 'closed' when the server hung up without answering."""
+    r, w = await asyncio.open_connection('127.0.0.1', PORT)
+    try:
+        w.write(raw)
+        await w.drain()
+        for c in chunks or ():
+            await asyncio.sleep(pause)
+            w.write(c)
+            await w.drain()
+        head = await asyncio.wait_for(r.readuntil(b'\r\n\r\n'), TIMEOUT)
+        code = head.split(b' ', 2)[1].decode()
+        length = 0
+        for line in head.split(b'\r\n'):
+            if line.lower().startswith(b'content-length:'):
+                length = int(line.split(b':')[1])
+        body = await asyncio.wait_for(r.readexactly(length), TIMEOUT)
+        return code, body
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return 'closed', b''
+    finally:
+        w.close()
+
+
+def tally(results):
+    counts = {}
+    for code, body in results:
+        if b'secret' in body:
+            code = 'LEAK'
+        counts[code] = counts.get(code, 0) + 1
+    return ' '.join('%sx%d' % (k, counts[k]) for k in sorted(counts))
+
+
+def get(path, extra=b''):
+    return (b'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s'
+            b'Connection: close\r\n\r\n' % (path, PORT, extra))
+
+
+async def slowloris(n, rounds, pause):
+    """n connections that each dribble a header every pause s, rounds
+    times, before they end the request; the server must answer all."""
+    head = b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'
+    chunks = [b'X-Slow-%d: %s\r\n' % (i, b'x' * 20) for i in range(rounds)]
+    chunks.append(b'\r\n')
+    sem = asyncio.Semaphore(n)
+
+    async def one():
+        async with sem:
+            return await exchange(head, chunks, pause)
+    return tally(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def pooled(reqs, width):
+    sem = asyncio.Semaphore(width)
+
+    async def one(raw):
+        async with sem:
+            return await exchange(raw)
+    return await asyncio.gather(*(one(r) for r in reqs))
+
+
+def garbage(n):
+    """n requests that are not HTTP: random bytes of every value but
+    CR and LF, then an empty line (the same ones every run)."""
+    rng = random.Random(7)
+    alphabet = bytes(b for b in range(256) if b not in (10, 13))
+    return [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 200))) +
+            b'\r\n\r\n' for _ in range(n)]
+
+
+TRAVERSAL = [b'/../outside', b'/..', b'/./../outside', b'/%2e%2e/outside',
+             b'/%2E%2E%2Foutside', b'/.%2e/outside', b'/sub/.%2E/.%2E/outside',
+             b'/sub/%2e%2e/%2e%2e/outside', b'/sub/..%2f..%2foutside',
+             b'/sub/%2e%2e%2findex.html', b'/sub/../index.html',
+             b'/%00', b'/index.html%00.txt', b'/sub/..%00/',
+             b'//etc/passwd', b'/%2fetc%2fpasswd', b'/..%5c..%5coutside',
+             b'/%252e%252e/outside', b'/link', b'/sub/link',
+             b'http://127.0.0.1/../outside', b'../outside', b'*']
+
+WRONG = [(b'PUT', b'/'), (b'DELETE', b'/events'), (b'POST', b'/events'),
+         (b'PATCH', b'/api/invoices'), (b'POST', b'/api/stats'),
+         (b'PUT', b'/api/state'), (b'GET', b'/api/start'),
+         (b'DELETE', b'/api/stop'), (b'POST', b'/healthz'),
+         (b'PUT', b'/metrics'), (b'POST', b'/index.html'),
+         (b'TRACE', b'/'), (b'CONNECT', b'/'), (b'BREW', b'/')]
+
+CSRF = [b'Origin: http://evil.example\r\n',
+        b'Origin: null\r\n',
+        b'Origin: http://127.0.0.1:1\r\n',
+        b'Origin: http://127.0.0.1.evil.example\r\n',
+        b'Sec-Fetch-Site: cross-site\r\n',
+        b'Sec-Fetch-Site: same-site\r\n',
+        b'Origin: http://127.0.0.1:%d\r\nSec-Fetch-Site: cross-site\r\n']
+
+
+async def main():
+    # 1,000 slow connections and a pool of others need the descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    # Everything at once, as an attacker would: the slow connections
+    # stay open while the rest runs beside them.
+    slow = asyncio.ensure_future(slowloris(1000, 10, 0.5))
+    out = []
+    big = b'X-Big: ' + b'a' * 60000 + b'\r\n'
+    huge = b'X-Big: ' + b'a' * 65536 + b'\r\n'
+    many = b''.join(b'X-H%d: %s\r\n' % (i, b'b' * 60) for i in range(800))
+    r = await pooled([get(b'/healthz', big), get(b'/healthz', huge),
+                      get(b'/healthz', many)], 3)
+    out.append('headers-60k-64k-many ' + ' '.join(c for c, _ in r))
+    r = await pooled([get(b'/' + b'a' * (1 << 20)),
+                      get(b'/api/invoices?before=' + b'9' * 5000)], 2)
+    out.append('request-line-1m-5k ' + ' '.join(c for c, _ in r))
+    out.append('garbage ' + tally(await pooled(garbage(10000), 50)))
+    r = await pooled([get(p) for p in TRAVERSAL], 8)
+    out.append('traversal ' + ' '.join('LEAK' if b'secret' in b else c
+                                       for c, b in r))
+    r = await pooled([b'%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                      b'Connection: close\r\nContent-Length: 0\r\n\r\n' % mp
+                      for mp in WRONG], 8)
+    out.append('methods ' + ' '.join(c for c, _ in r))
+    reqs = []
+    for path in (b'/api/start', b'/api/stop'):
+        for h in CSRF:
+            if b'%d' in h:
+                h = h % PORT
+            reqs.append(b'POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s'
+                        b'Connection: close\r\nContent-Length: 0\r\n\r\n'
+                        % (path, PORT, h))
+    out.append('csrf ' + tally(await pooled(reqs, 4)))
+    out.insert(0, 'slowloris ' + await slow)
+    for line in out:
+        print(line)
+    print('took %.0f s' % (loop.time() - t0), file=sys.stderr)
+
+
+asyncio.run(main())
