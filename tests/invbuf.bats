@@ -283,14 +283,12 @@ for i in range(60):
 }
 
 @test "a line left in NS:backlog:taken is shown first on start" {
-	rcli RPUSH inv:backlog:taken '{"id":5}' > /dev/null
-	rcli RPUSH inv:backlog '{"id":6}' '{"id":7}' > /dev/null
+	rcli RPUSH inv:backlog:taken "$(line_of 5 100)" > /dev/null
+	rcli RPUSH inv:backlog "$(line_of 6 100)" "$(line_of 7 100)" > /dev/null
 	rcli HSET inv:buf last_in 7 last_out 4 displayed 4 > /dev/null
 	run invbuf -r 0 < /dev/null
 	[ "$status" -eq 0 ]
-	[ "$output" = '{"id":5}
-{"id":6}
-{"id":7}' ]
+	[ "$output" = "$(line_of 5 100; line_of 6 100; line_of 7 100)" ]
 	[ "$(rcli HGET inv:buf displayed)" = 7 ]
 	[ "$(rcli HGET inv:buf last_out)" = 7 ]
 	[ "$(rcli LLEN inv:backlog:taken)" = 0 ]
