@@ -68,6 +68,36 @@ async def slowloris(n, rounds, pause):
     return tally(await asyncio.gather(*(one() for _ in range(n))))
 
 
+async def overstay(n, pause, most):
+    """n connections that dribble a header every pause s for up to most
+    s: the server must cut each off (invserve: 408 after 15 s). Prints
+    the answers and the range of seconds they came after."""
+    async def one():
+        t0 = asyncio.get_running_loop().time()
+        r, w = await asyncio.open_connection('127.0.0.1', PORT)
+        w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+        code = 'open'
+        try:
+            for i in range(int(most / pause)):
+                try:
+                    b = await asyncio.wait_for(r.read(4096), pause)
+                    code = b.split(b' ', 2)[1].decode() if b else 'closed'
+                    break
+                except asyncio.TimeoutError:
+                    w.write(b'X-Slow-%d: x\r\n' % i)
+                    await w.drain()
+        except ConnectionError:
+            code = 'closed'
+        finally:
+            w.close()
+        return code, asyncio.get_running_loop().time() - t0
+    r = await asyncio.gather(*(one() for _ in range(n)))
+    times = [t for _, t in r]
+    when = ('within 14-25 s' if 14 <= min(times) and max(times) <= 25 else
+            'after %.1f-%.1f s' % (min(times), max(times)))
+    return '%s %s' % (tally((c, b'') for c, _ in r), when)
+
+
 async def pooled(reqs, width):
     sem = asyncio.Semaphore(width)
 
@@ -121,6 +151,7 @@ async def main():
     # Everything at once, as an attacker would: the slow connections
     # stay open while the rest runs beside them.
     slow = asyncio.ensure_future(slowloris(1000, 10, 0.5))
+    over = asyncio.ensure_future(overstay(50, 1.0, 30))
     out = []
     big = b'X-Big: ' + b'a' * 60000 + b'\r\n'
     huge = b'X-Big: ' + b'a' * 65536 + b'\r\n'
@@ -149,6 +180,7 @@ async def main():
                         % (path, PORT, h))
     out.append('csrf ' + tally(await pooled(reqs, 4)))
     out.insert(0, 'slowloris ' + await slow)
+    out.insert(1, 'slowloris-overstay ' + await over)
     for line in out:
         print(line)
     print('took %.0f s' % (loop.time() - t0), file=sys.stderr)

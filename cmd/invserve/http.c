@@ -3,6 +3,7 @@
  * same-origin check, errors, and static files from the www directory.
  * evhttp parses every request; this file only decides what to answer.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -32,11 +34,34 @@
 #define HEADERS_HARD	65536	/* above: evhttp cuts the request off */
 #define URI_MAX		4096	/* above: 414 */
 #define BODY_MAX	16384	/* above: 413 */
-#define REQUEST_TIMEOUT_S 10
+#define REQUEST_TIMEOUT_S 10	/* without a byte in or out: closed */
+#define FIRST_REQUEST_S	15	/* from accept to a whole request: 408 */
 
 static struct evhttp *http;
 static struct evconnlistener *listener;
 static struct event *accept_again;
+
+/*
+ * A connection whose first request is not whole yet. evhttp's timeout
+ * is per read, so a client that dribbles a header line every few
+ * seconds (slowloris) would hold its descriptor for ever: each new
+ * connection is watched until its first request reaches route(), and
+ * one still short of it after FIRST_REQUEST_S gets a 408 and is shut.
+ * The watch holds a reference on the bufferevent, so an entry never
+ * points at freed memory; evhttp freeing it clears its callbacks.
+ * XXX a keep-alive connection's later requests are not watched; with
+ * libevent 2.2's evhttp_set_newreqcb each request could be.
+ */
+struct newconn {
+	struct bufferevent	*nc_bev;
+	int64_t			 nc_since;	/* CLOCK_MONOTONIC ns */
+	int			 nc_shut;
+	TAILQ_ENTRY(newconn)	 nc_entry;
+};
+static TAILQ_HEAD(, newconn) newconns = TAILQ_HEAD_INITIALIZER(newconns);
+static struct event *sweep_ev;
+static int64_t	*routed_at;		/* by descriptor: last route() */
+static size_t	 nrouted;
 
 uint32_t
 jitter(uint32_t n)
@@ -337,7 +362,11 @@ route(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
+	    evhttp_request_get_connection(req)));
 
+	if (fd >= 0 && (size_t)fd < nrouted)
+		routed_at[fd] = inv_mono_ns();
 	stats.http_requests++;
 	if (inv_verbose > 2)
 		inv_info("%s", evhttp_request_get_uri(req));
@@ -395,6 +424,63 @@ route(struct evhttp_request *req, void *arg)
 
 /* ---- listening ---- */
 
+static struct bufferevent *
+on_new_conn(struct event_base *b, void *arg)
+{
+	/* What evhttp makes itself, watched until its first request. */
+	struct bufferevent *bev = bufferevent_socket_new(b, -1,
+	    BEV_OPT_CLOSE_ON_FREE);
+	struct newconn *nc;
+
+	if (bev != NULL && nrouted > 0 &&
+	    (nc = calloc(1, sizeof(*nc))) != NULL) {
+		bufferevent_incref(bev);
+		nc->nc_bev = bev;
+		nc->nc_since = inv_mono_ns();
+		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
+	}
+	return bev;
+}
+
+static void
+on_sweep(evutil_socket_t fd0, short what, void *arg)
+{
+	static const char timeout[] = "HTTP/1.1 408 Request Timeout\r\n"
+	    "Content-Type: application/json\r\nConnection: close\r\n"
+	    "Content-Length: 46\r\n\r\n"
+	    "{\"error\":\"the request took too long to come\"}\n";
+	struct newconn *nc, *next;
+	bufferevent_data_cb rcb;
+	int64_t now = inv_mono_ns();
+	evutil_socket_t fd;
+
+	for (nc = TAILQ_FIRST(&newconns); nc != NULL; nc = next) {
+		next = TAILQ_NEXT(nc, nc_entry);
+		bufferevent_getcb(nc->nc_bev, &rcb, NULL, NULL, NULL);
+		fd = bufferevent_getfd(nc->nc_bev);
+		if (rcb == NULL || fd < 0 || (size_t)fd >= nrouted ||
+		    routed_at[fd] >= nc->nc_since) {
+			/* Gone, or its request came: no longer ours to watch. */
+			TAILQ_REMOVE(&newconns, nc, nc_entry);
+			bufferevent_decref(nc->nc_bev);
+			free(nc);
+			continue;
+		}
+		if (nc->nc_shut || now - nc->nc_since <
+		    (int64_t)FIRST_REQUEST_S * 1000000000)
+			continue;
+		/*
+		 * evhttp has written nothing on it yet, so the answer can go
+		 * straight to the socket; shutting it down makes evhttp read
+		 * end of file and free the connection.
+		 */
+		count_error(408);
+		(void)write(fd, timeout, sizeof(timeout) - 1);
+		shutdown(fd, SHUT_RDWR);
+		nc->nc_shut = 1;
+	}
+}
+
 static void
 on_accept_again(evutil_socket_t fd, short what, void *arg)
 {
@@ -420,6 +506,8 @@ int
 http_start(const char *addr, char *err, size_t size)
 {
 	struct sockaddr_storage ss;
+	struct timeval sweep_tv = { 1, 0 };
+	struct rlimit rl;
 	int sslen;
 	char host[INET6_ADDRSTRLEN];
 	int port;
@@ -448,6 +536,13 @@ http_start(const char *addr, char *err, size_t size)
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, route, NULL);
+	evhttp_set_bevcb(http, on_new_conn, NULL);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		nrouted = rl.rlim_cur;
+	if ((routed_at = calloc(nrouted, sizeof(*routed_at))) == NULL)
+		nrouted = 0;
+	sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
+	evtimer_add(sweep_ev, &sweep_tv);
 
 	sslen = sizeof(ss);
 	if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&ss,
