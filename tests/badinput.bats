@@ -322,6 +322,10 @@ programs() {
 	[ "$(metric 'http_errors_total{code="405"}')" -eq 11 ]
 	# the 408s, the 414 and the 431s (evhttp's own 400s never reach invserve)
 	[ "$(metric 'http_errors_total{code="other"}')" -eq 53 ]
+	# every connection without a request a handler saw: the garbage,
+	# the 64 KiB header, the 1 MiB request line, TRACE, CONNECT and BREW
+	# (evhttp's own 400 and 501), and the 50 that overstayed
+	wait_for 5 metric_is http_no_request_total 10055
 }
 
 @test "SQL injection through every API parameter: a 400 with a JSON error, the table intact" {

@@ -3,7 +3,6 @@
  * same-origin check, errors, and static files from the www directory.
  * evhttp parses every request; this file only decides what to answer.
  */
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -60,8 +59,13 @@ struct newconn {
 };
 static TAILQ_HEAD(, newconn) newconns = TAILQ_HEAD_INITIALIZER(newconns);
 static struct event *sweep_ev;
-static int64_t	*routed_at;		/* by descriptor: last route() */
-static size_t	 nrouted;
+/* The connections route() saw since the last sweep, and when. */
+struct routed {
+	const struct bufferevent *r_bev;
+	int64_t			  r_at;
+};
+static struct routed *routed;
+static size_t	 nrouted, routed_cap;
 
 uint32_t
 jitter(uint32_t n)
@@ -362,11 +366,17 @@ route(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(
-	    evhttp_request_get_connection(req)));
+	struct routed *r;
 
-	if (fd >= 0 && (size_t)fd < nrouted)
-		routed_at[fd] = inv_mono_ns();
+	if (nrouted == routed_cap && (r = reallocarray(routed,
+	    routed_cap * 2 + 64, sizeof(*routed))) != NULL) {
+		routed = r;
+		routed_cap = routed_cap * 2 + 64;
+	}
+	if (nrouted < routed_cap)
+		routed[nrouted++] = (struct routed){
+		    evhttp_connection_get_bufferevent(
+		    evhttp_request_get_connection(req)), inv_mono_ns() };
 	stats.http_requests++;
 	if (inv_verbose > 2)
 		inv_info("%s", evhttp_request_get_uri(req));
@@ -432,14 +442,49 @@ on_new_conn(struct event_base *b, void *arg)
 	    BEV_OPT_CLOSE_ON_FREE);
 	struct newconn *nc;
 
-	if (bev != NULL && nrouted > 0 &&
-	    (nc = calloc(1, sizeof(*nc))) != NULL) {
+	if (bev != NULL && (nc = calloc(1, sizeof(*nc))) != NULL) {
 		bufferevent_incref(bev);
 		nc->nc_bev = bev;
 		nc->nc_since = inv_mono_ns();
 		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
 	}
 	return bev;
+}
+
+/* By connection, then time: the last of a run is its latest request. */
+static int
+routed_cmp(const void *a, const void *b)
+{
+	const struct routed *x = a, *y = b;
+	uintptr_t p = (uintptr_t)x->r_bev, q = (uintptr_t)y->r_bev;
+
+	if (p != q)
+		return p < q ? -1 : 1;
+	return x->r_at < y->r_at ? -1 : x->r_at > y->r_at;
+}
+
+/* Did route() see a request of this connection since it was accepted? */
+static int
+was_routed(const struct newconn *nc)
+{
+	size_t lo = 0, hi = nrouted;
+
+	/* The first entry past nc's connection; the one before is its last. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((uintptr_t)routed[mid].r_bev <= (uintptr_t)nc->nc_bev)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/*
+	 * A bufferevent freed and made again at the same address is told
+	 * apart by time: a request before this connection was accepted was
+	 * an earlier connection's.
+	 */
+	return lo > 0 && routed[lo - 1].r_bev == nc->nc_bev &&
+	    routed[lo - 1].r_at >= nc->nc_since;
 }
 
 static void
@@ -453,14 +498,18 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 	bufferevent_data_cb rcb;
 	int64_t now = inv_mono_ns();
 	evutil_socket_t fd;
+	int seen;
 
+	qsort(routed, nrouted, sizeof(*routed), routed_cmp);
 	for (nc = TAILQ_FIRST(&newconns); nc != NULL; nc = next) {
 		next = TAILQ_NEXT(nc, nc_entry);
 		bufferevent_getcb(nc->nc_bev, &rcb, NULL, NULL, NULL);
 		fd = bufferevent_getfd(nc->nc_bev);
-		if (rcb == NULL || fd < 0 || (size_t)fd >= nrouted ||
-		    routed_at[fd] >= nc->nc_since) {
+		seen = was_routed(nc);
+		if (rcb == NULL || fd < 0 || seen) {
 			/* Gone, or its request came: no longer ours to watch. */
+			if (!seen)
+				stats.http_no_request++;
 			TAILQ_REMOVE(&newconns, nc, nc_entry);
 			bufferevent_decref(nc->nc_bev);
 			free(nc);
@@ -479,6 +528,7 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 		shutdown(fd, SHUT_RDWR);
 		nc->nc_shut = 1;
 	}
+	nrouted = 0;
 }
 
 static void
@@ -507,7 +557,6 @@ http_start(const char *addr, char *err, size_t size)
 {
 	struct sockaddr_storage ss;
 	struct timeval sweep_tv = { 1, 0 };
-	struct rlimit rl;
 	int sslen;
 	char host[INET6_ADDRSTRLEN];
 	int port;
@@ -537,10 +586,6 @@ http_start(const char *addr, char *err, size_t size)
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, route, NULL);
 	evhttp_set_bevcb(http, on_new_conn, NULL);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		nrouted = rl.rlim_cur;
-	if ((routed_at = calloc(nrouted, sizeof(*routed_at))) == NULL)
-		nrouted = 0;
 	sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
 	evtimer_add(sweep_ev, &sweep_tv);
 
