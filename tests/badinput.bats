@@ -45,7 +45,6 @@ sums() {
 	done
 	echo "$1 $S $V $((S + V)) $1 "
 }
-stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
 rows() { db -c 'SELECT count(*) FROM invoices'; }
 invoice_data() { awk -F '\t' '$1 == "invoice" { print $3 }' "$1"; }
 

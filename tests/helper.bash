@@ -83,6 +83,9 @@ min_gap() {
 # unstamp FILE: the lines of stamp's output without their times.
 unstamp() { cut -d' ' -f2- "$1"; }
 
+# count subtotal vat total last_id of the NS:stats hash, in cents.
+stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
+
 # A good invoice line with the given id and subtotal in cents.
 line_of() {
 	local id=$1 sub=$2 vat total
