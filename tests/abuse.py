@@ -8,6 +8,7 @@
 # that tests/badinput.bats plants) is printed as "LEAK".
 import asyncio
 import random
+import re
 import resource
 import sys
 
@@ -38,6 +39,21 @@ async def exchange(raw, chunks=None, pause=0.0, close=True):
         return 'closed', b''
     finally:
         w.close()
+
+
+async def answers(raw):
+    """Every answer to raw, read to the end: the status codes."""
+    r, w = await asyncio.open_connection('127.0.0.1', PORT)
+    try:
+        w.write(raw)
+        await w.drain()
+        data = await asyncio.wait_for(r.read(), TIMEOUT)
+    except (asyncio.TimeoutError, ConnectionError):
+        data = b''
+    finally:
+        w.close()
+    return ','.join(c.decode() for c in
+                    re.findall(rb'HTTP/1\.1 (\d{3}) ', data)) or 'none'
 
 
 def tally(results):
@@ -179,6 +195,19 @@ async def main():
                         b'Connection: close\r\nContent-Length: 0\r\n\r\n'
                         % (path, PORT, h))
     out.append('csrf ' + tally(await pooled(reqs, 4)))
+    # Ambiguous framing, each with a request behind it on the same
+    # connection: a 400, and the connection closed, the second unanswered.
+    post = b'POST /api/stop HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+    then = (b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+            b'Connection: close\r\n\r\n')
+    r = [await answers(post + h + then) for h in (
+        b'Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}',
+        b'Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+        b'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n')]
+    # and unambiguous: both answered
+    r.append(await answers(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                           b'Content-Length: 2\r\n\r\n{}' + then))
+    out.append('smuggling ' + ' '.join(r))
     out.insert(0, 'slowloris ' + await slow)
     out.insert(1, 'slowloris-overstay ' + await over)
     for line in out:

@@ -333,6 +333,27 @@ headers_size(struct evhttp_request *req)
 	return n;
 }
 
+/*
+ * Two Content-Lengths, or one beside Transfer-Encoding: evhttp frames
+ * the body one way, a proxy in front may frame it another and pass on
+ * what evhttp takes for a second request (request smuggling).
+ */
+static int
+framing_ambiguous(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	int cl = 0, te = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0)
+			cl++;
+		else if (strcasecmp(kv->key, "Transfer-Encoding") == 0)
+			te++;
+	}
+	return cl > 1 || te > 1 || (cl > 0 && te > 0);
+}
+
 static void
 not_allowed(struct evhttp_request *req, const char *allow)
 {
@@ -390,6 +411,14 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad request target");
+		return;
+	}
+	if (framing_ambiguous(req)) {
+		/* What follows on this connection cannot be trusted either. */
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		http_error(req, 400, "ambiguous body length (Content-Length "
+		    "twice, or with Transfer-Encoding)");
 		return;
 	}
 	if (strcmp(path, "/events") == 0) {
