@@ -116,36 +116,18 @@ on_invoices(PGresult *res, const char *why, void *arg)
 	evbuffer_free(body);
 }
 
-/*
- * A query parameter as an integer in [min, max]; 0 absent, -1 bad. One
- * given twice is refused, not read one way here and another way by a
- * proxy in front. The value is echoed as printable ASCII only, so the
- * error stays valid JSON whatever bytes came.
- */
+/* A query parameter as an integer in [min, max]; 0 absent, -1 bad. */
 static int
 param_int(struct evhttp_request *req, struct evkeyvalq *q, const char *name,
     long long min, long long max, long long *out)
 {
 	const char *v = evhttp_find_header(q, name), *errstr;
-	struct evkeyval *kv;
-	char shown[41];
-	size_t i;
-	int n = 0;
 
 	if (v == NULL)
 		return 0;
-	TAILQ_FOREACH(kv, q, next)
-		n += strcmp(kv->key, name) == 0;
-	if (n > 1) {
-		http_error(req, 400, "%s is given %d times", name, n);
-		return -1;
-	}
 	if (inv_parse_int(v, min, max, out, &errstr) < 0) {
-		for (i = 0; v[i] != '\0' && i < sizeof(shown) - 1; i++)
-			shown[i] = v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?';
-		shown[i] = '\0';
-		http_error(req, 400, "bad %s '%s': %s (expected %lld to %lld)",
-		    name, shown, errstr, min, max);
+		http_error(req, 400, "bad %s '%.40s': %s (expected %lld to %lld)",
+		    name, v, errstr, min, max);
 		return -1;
 	}
 	return 1;

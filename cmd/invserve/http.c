@@ -145,9 +145,23 @@ http_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	char msg[512], esc[1024];
 	va_list ap;
 
+	unsigned char *p, *end;
+	int n;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * A message may echo what the client sent ("bad before '%ff'"), or
+	 * be cut inside a character: each byte that is not valid UTF-8
+	 * becomes '?', so the answer is always JSON.
+	 */
+	end = (unsigned char *)msg + strlen(msg);
+	for (p = (unsigned char *)msg; p < end; p += n)
+		if ((n = inv_utf8_len(p, end)) == 0) {
+			*p = '?';
+			n = 1;
+		}
 	inv_json_escape(msg, esc, sizeof(esc));
 	http_jsonf(req, code, "{\"error\":\"%s\"}", esc);
 }
@@ -354,6 +368,45 @@ framing_ambiguous(struct evhttp_request *req)
 	return cl > 1 || te > 1 || (cl > 0 && te > 0);
 }
 
+/*
+ * The name of a query parameter given twice (read one way here and
+ * another by a proxy in front), or "" when there are too many to
+ * compare; NULL when the query is fine or not parsed at all (a handler
+ * says what is wrong with it).
+ */
+static const char *
+query_repeated(struct evhttp_request *req, char *name, size_t size)
+{
+	const char *query = evhttp_uri_get_query(
+	    evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq q;
+	struct evkeyval *kv, *kw;
+	const char *rv = NULL;
+	int n = 0;
+
+	TAILQ_INIT(&q);
+	if (query == NULL || evhttp_parse_query_str(query, &q) < 0) {
+		evhttp_clear_headers(&q);
+		return NULL;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		if (++n > 64) {
+			rv = "";
+			break;
+		}
+		for (kw = TAILQ_NEXT(kv, next); kw != NULL && rv == NULL;
+		    kw = TAILQ_NEXT(kw, next))
+			if (strcmp(kv->key, kw->key) == 0) {
+				snprintf(name, size, "%s", kv->key);
+				rv = name;
+			}
+		if (rv != NULL)
+			break;
+	}
+	evhttp_clear_headers(&q);
+	return rv;
+}
+
 static void
 not_allowed(struct evhttp_request *req, const char *allow)
 {
@@ -387,6 +440,8 @@ route(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+	const char *dup;
+	char dupname[64];
 	struct routed *r;
 
 	if (nrouted == routed_cap && (r = reallocarray(routed,
@@ -411,6 +466,14 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad request target");
+		return;
+	}
+	if ((dup = query_repeated(req, dupname, sizeof(dupname))) != NULL) {
+		if (*dup == '\0')
+			http_error(req, 400, "more than 64 query parameters");
+		else
+			http_error(req, 400, "query parameter '%.40s' is given "
+			    "more than once", dup);
 		return;
 	}
 	if (framing_ambiguous(req)) {
