@@ -6,21 +6,25 @@
 # SQL injection through every API parameter.
 
 load helper
+load sse
 
-setup_file() { node_modules; }
+setup_file() { sse_install; }
 
 setup() {
-	serve_setup
+	sse_setup
 	BAD=$ROOT/tests/data/bad.ndjson
 	REASONS=$ROOT/tests/data/bad.reasons
 	NBAD=$(wc -l < "$REASONS")
 }
 
-teardown() {
-	local p
-	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
-}
+teardown() { stop_pids; }
+
+# gen N [RATE]: N invoices into PostgreSQL and the FIFO.
+gen() { invgen -q -r "${2:-0}" -n "$1" > "$FIFO"; }
+metric() { curl -s "$URL/metrics" | awk -v m="invserve_$1" '$1 == m { print $2 }'; }
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+seqids() { seq -s ' ' "$1" "$2"; }
+stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
 
 # good N: N good invoice lines, ids 1..N, subtotal 10.00 + id cents.
 good() {

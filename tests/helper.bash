@@ -83,9 +83,6 @@ min_gap() {
 # unstamp FILE: the lines of stamp's output without their times.
 unstamp() { cut -d' ' -f2- "$1"; }
 
-# count subtotal vat total last_id of the NS:stats hash, in cents.
-stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
-
 # A good invoice line with the given id and subtotal in cents.
 line_of() {
 	local id=$1 sub=$2 vat total
@@ -94,53 +91,3 @@ line_of() {
 	printf '{"id":%d,"invoice_number":"INV-20261203-%08d","invoice_date":"2026-12-03T15:00:00.000000Z","seller_name":"Acme Ltd","buyer_name":"Globex GmbH","subtotal":%d.%02d,"vat_amount":%d.%02d,"total_amount":%d.%02d}\n' \
 	    "$id" "$id" $((sub / 100)) $((sub % 100)) $((vat / 100)) $((vat % 100)) $((total / 100)) $((total % 100))
 }
-
-# node_modules: the npm packages of tests/package.json, installed into
-# tests/node_modules on first use.
-node_modules() {
-	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
-		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
-	fi
-}
-
-# For the invserve tests: empty servers, T (the test's directory), FIFO
-# (invserve's input) and PIDS (for teardown to kill).
-serve_setup() {
-	db_reset
-	redis_reset
-	T=$BATS_TEST_TMPDIR
-	FIFO=$T/display.fifo
-	PIDS=
-}
-# serve [ARGS...]: start invserve on a free port, reading $FIFO; sets
-# URL, SERVE_PID and SERVE_ERR (its stderr).
-serve() {
-	SERVE_ERR=$T/serve.err.$RANDOM
-	invserve -v -l 127.0.0.1:0 -i "$FIFO" --max-clients 2000 "$@" \
-	    2> "$SERVE_ERR" 3>&- &
-	SERVE_PID=$!
-	PIDS="$PIDS $SERVE_PID"
-	wait_for 10 grep -q 'listening on' "$SERVE_ERR"
-	URL=$(sed -n 's|.*listening on \(http://[^/]*\)/.*|\1|p' "$SERVE_ERR" | head -1)
-	PORT=${URL##*:}
-	# the start is done when the input is read (after any recovery)
-	wait_for 10 curl -sf "$URL/healthz" -o /dev/null
-}
-
-# client URL ARGS...: the EventSource client in the background, back
-# when every connection it makes is open; CLIENT_PID.
-client() {
-	local ready=$T/ready.$RANDOM
-	node "$ROOT/tests/sse-client.js" "$@" --ready "$ready" 3>&- &
-	CLIENT_PID=$!
-	PIDS="$PIDS $CLIENT_PID"
-	wait_for 30 test -e "$ready"
-}
-
-# gen N [RATE]: N invoices into PostgreSQL and the FIFO.
-gen() { invgen -q -r "${2:-0}" -n "$1" > "$FIFO"; }
-
-ids_of() { awk -F '\t' '$1 == "invoice" { print $2 }' "$1"; }
-metric() { curl -s "$URL/metrics" | awk -v m="invserve_$1" '$1 == m { print $2 }'; }
-seqids() { seq -s ' ' "$1" "$2"; }
-metric_is() { [ "$(metric "$1")" = "$2" ]; }

@@ -6,9 +6,19 @@
 
 load helper
 
-setup_file() { node_modules; }
+setup_file() {
+	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
+		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
+	fi
+}
 
-setup() { serve_setup; }
+setup() {
+	db_reset
+	redis_reset
+	T=$BATS_TEST_TMPDIR
+	FIFO=$T/display.fifo
+	PIDS=
+}
 
 teardown() {
 	local p
@@ -20,7 +30,39 @@ teardown() {
 	pg_up > /dev/null 2>&1 || true
 }
 
+# serve [ARGS...]: start invserve on a free port, reading $FIFO; sets
+# URL, SERVE_PID and SERVE_ERR (its stderr).
+serve() {
+	SERVE_ERR=$T/serve.err.$RANDOM
+	invserve -v -l 127.0.0.1:0 -i "$FIFO" --max-clients 2000 "$@" \
+	    2> "$SERVE_ERR" 3>&- &
+	SERVE_PID=$!
+	PIDS="$PIDS $SERVE_PID"
+	wait_for 10 grep -q 'listening on' "$SERVE_ERR"
+	URL=$(sed -n 's|.*listening on \(http://[^/]*\)/.*|\1|p' "$SERVE_ERR" | head -1)
+	PORT=${URL##*:}
+	# the start is done when the input is read (after any recovery)
+	wait_for 10 curl -sf "$URL/healthz" -o /dev/null
+}
+
+# client URL ARGS...: the EventSource client in the background, back
+# when every connection it makes is open; CLIENT_PID.
+client() {
+	local ready=$T/ready.$RANDOM
+	node "$ROOT/tests/sse-client.js" "$@" --ready "$ready" 3>&- &
+	CLIENT_PID=$!
+	PIDS="$PIDS $CLIENT_PID"
+	wait_for 30 test -e "$ready"
+}
+
+# gen N [RATE]: N invoices into PostgreSQL and the FIFO.
+gen() { invgen -q -r "${2:-0}" -n "$1" > "$FIFO"; }
+
+ids_of() { awk -F '\t' '$1 == "invoice" { print $2 }' "$1"; }
+metric() { curl -s "$URL/metrics" | awk -v m="invserve_$1" '$1 == m { print $2 }'; }
+seqids() { seq -s ' ' "$1" "$2"; }
 # For wait_for, which runs its command again each time.
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
 last_is() { [ "$(ids_of "$1" | tail -1)" = "$2" ]; }
 served_is() { [ "$(rcli GET inv:served)" = "$1" ]; }
 retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }

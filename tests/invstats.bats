@@ -20,8 +20,8 @@ teardown() {
 	true
 }
 
-# count subtotal vat total last_id from the database, as stats_redis
-# reads them from Redis.
+# count subtotal vat total last_id, from Redis and from the database.
+stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
 stats_db() {
 	db -F ' ' -c "SELECT count(*), coalesce(sum(subtotal) * 100, 0)::bigint,
 	    coalesce(sum(vat_amount) * 100, 0)::bigint,
