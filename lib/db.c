@@ -57,11 +57,64 @@ inv_db_url(const char *flag)
 	return flag != NULL ? flag : inv_getenv("DATABASE_URL");
 }
 
-/* A malformed connection string is a usage error: say so before connecting. */
+/*
+ * Why a value libpq would refuse only when connecting is malformed, or
+ * NULL. A port is a comma-separated list (one per host), each empty or
+ * 1 to 65535; the timeouts and keepalive settings are whole numbers.
+ */
+static const char *
+bad_option(const char *key, const char *val)
+{
+	static const char *const ints[] = { "connect_timeout", "keepalives",
+	    "keepalives_idle", "keepalives_interval", "keepalives_count",
+	    "tcp_user_timeout" };
+	static const char *const sslmodes[] = { "disable", "allow", "prefer",
+	    "require", "verify-ca", "verify-full" };
+	static char msg[64];
+	const char *p, *errstr;
+	char one[16];
+	long long v;
+	size_t i, n;
+
+	if (strcmp(key, "port") == 0) {
+		for (p = val; ; p += n + 1) {
+			n = strcspn(p, ",");
+			snprintf(one, sizeof(one), "%.*s", (int)n, p);
+			if (n > 0 && (n >= sizeof(one) ||
+			    inv_parse_int(one, 1, 65535, &v, &errstr) < 0))
+				return "port is not a number from 1 to 65535";
+			if (p[n] == '\0')
+				return NULL;
+		}
+	}
+	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+		if (strcmp(key, ints[i]) == 0 && *val != '\0' &&
+		    inv_parse_int(val, 0, INT32_MAX, &v, &errstr) < 0) {
+			snprintf(msg, sizeof(msg), "%s is not a whole number",
+			    key);
+			return msg;
+		}
+	if (strcmp(key, "sslmode") == 0 && *val != '\0') {
+		for (i = 0; i < sizeof(sslmodes) / sizeof(sslmodes[0]); i++)
+			if (strcmp(val, sslmodes[i]) == 0)
+				return NULL;
+		return "sslmode is not disable, allow, prefer, require, "
+		    "verify-ca or verify-full";
+	}
+	return NULL;
+}
+
+/*
+ * A malformed connection string is a usage error: say so before
+ * connecting, also for the values libpq checks only when it connects
+ * (which would otherwise look like a server that is down, and be
+ * retried for ever).
+ */
 int
 inv_db_url_check(const char *url, char *err, size_t size)
 {
-	PQconninfoOption *opts;
+	PQconninfoOption *opts, *o;
+	const char *why = NULL;
 	char *msg = NULL;
 
 	if ((opts = PQconninfoParse(url, &msg)) == NULL) {
@@ -70,7 +123,14 @@ inv_db_url_check(const char *url, char *err, size_t size)
 		PQfreemem(msg);
 		return -1;
 	}
+	for (o = opts; o->keyword != NULL && why == NULL; o++)
+		if (o->val != NULL)
+			why = bad_option(o->keyword, o->val);
 	PQconninfoFree(opts);
+	if (why != NULL) {
+		seterr(err, size, "bad database URL", why);
+		return -1;
+	}
 	return 0;
 }
 

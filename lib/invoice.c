@@ -238,9 +238,9 @@ hex4(const char *p, uint32_t *v)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0. */
-static int
-utf8_len(const unsigned char *p, const unsigned char *end)
+/* Length of the valid UTF-8 sequence at p (p < end), or 0. */
+int
+inv_utf8_len(const unsigned char *p, const unsigned char *end)
 {
 	int len, i;
 	uint32_t cp;
@@ -353,7 +353,7 @@ read_string(struct rd *r, char *out, size_t size, size_t maxchars)
 				return -1;
 			}
 		} else {
-			int len = utf8_len((const unsigned char *)r->p,
+			int len = inv_utf8_len((const unsigned char *)r->p,
 			    (const unsigned char *)r->end);
 
 			if (len == 0) {

@@ -29,5 +29,6 @@ int	 inv_invoice_parse(const char *, size_t, struct inv_invoice *,
 int	 inv_invoice_check(const struct inv_invoice *, const char **);
 int	 inv_line_id(const char *, size_t, int64_t *);
 size_t	 inv_json_escape(const char *, char *, size_t);
+int	 inv_utf8_len(const unsigned char *, const unsigned char *);
 
 #endif

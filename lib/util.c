@@ -9,10 +9,22 @@
 
 #include "util.h"
 
+/*
+ * A whole number in [min, max], nothing else: strtonum(3) also takes
+ * leading white space and a '+', which a strict parser refuses, so
+ * " 1" is not 1 in a flag or a query parameter.
+ */
 int
 inv_parse_int(const char *s, long long min, long long max, long long *out,
     const char **errstr)
 {
+	const char *d = *s == '-' ? s + 1 : s;
+
+	if (*d < '0' || *d > '9') {
+		*out = 0;
+		*errstr = "invalid";
+		return -1;
+	}
 	*out = strtonum(s, min, max, errstr);
 	return *errstr != NULL ? -1 : 0;
 }

@@ -109,3 +109,12 @@ min_gap() {
 }
 # unstamp FILE: the lines of stamp's output without their times.
 unstamp() { cut -d' ' -f2- "$1"; }
+
+# A good invoice line with the given id and subtotal in cents.
+line_of() {
+	local id=$1 sub=$2 vat total
+	vat=$(( (sub * 15 + 50) / 100 ))
+	total=$((sub + vat))
+	printf '{"id":%d,"invoice_number":"INV-20261203-%08d","invoice_date":"2026-12-03T15:00:00.000000Z","seller_name":"Acme Ltd","buyer_name":"Globex GmbH","subtotal":%d.%02d,"vat_amount":%d.%02d,"total_amount":%d.%02d}\n' \
+	    "$id" "$id" $((sub / 100)) $((sub % 100)) $((vat / 100)) $((vat % 100)) $((total / 100)) $((total % 100))
+}

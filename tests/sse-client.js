@@ -4,7 +4,7 @@
 //
 //   node sse-client.js URL [--out FILE] [--clients N] [--until ID]
 //       [--count N] [--timeout S] [--last-event-id ID] [--ready FILE]
-//       [--reconnect-after N] [--pause MS]
+//       [--reconnect-after N] [--pause MS] [--times FILE]
 //
 // One client (the default) appends every event to FILE as it arrives,
 // one line each: "open", or TYPE <tab> LAST-EVENT-ID <tab> DATA.
@@ -14,6 +14,8 @@
 // --count invoices, and exits 0; after --timeout seconds it exits 2.
 // --reconnect-after N closes a client after N invoices and opens it
 // again --pause ms later with Last-Event-ID set to the last id it got.
+// --times FILE (one client) appends "MS ID" for every invoice: the
+// wall-clock time in milliseconds at which it arrived, and its id.
 'use strict';
 const fs = require('fs');
 const { EventSource } = require('eventsource');
@@ -34,6 +36,7 @@ for (let i = 0; i < args.length; i++) {
     case '--ready': opt.ready = next(); break;
     case '--reconnect-after': opt.reconnectAfter = Number(next()); break;
     case '--pause': opt.pause = Number(next()); break;
+    case '--times': opt.times = next(); break;
     default:
       if (a.startsWith('--') || url !== undefined) {
         console.error(`sse-client: unexpected argument ${a}`);
@@ -97,6 +100,7 @@ function open(c, lastEventId) {
     record(`${type}\t${e.lastEventId}\t${e.data}`);
     if (type !== 'invoice') return;
     const id = Number(e.lastEventId);
+    if (single && opt.times) fs.appendFileSync(opt.times, `${Date.now()} ${id}\n`);
     c.ids.push(id);
     c.last = id;
     c.sinceOpen++;

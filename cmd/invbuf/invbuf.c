@@ -122,12 +122,23 @@ tv_of(int64_t ns)
 	return tv;
 }
 
+/*
+ * The id of an invoice line, or 0: only a whole invoice has an id to
+ * drop later lines by. A truncated or malformed line that starts like
+ * one ({"id":999999999,"inv...) would otherwise raise last_in, and with
+ * it drop every good line after it, in Redis for good.
+ */
 static int64_t
 id_of(const char *line, size_t len)
 {
+	struct inv_invoice iv;
+	const char *why;
 	int64_t id;
 
-	return inv_line_id(line, len, &id) == 0 ? id : 0;
+	if (inv_line_id(line, len, &id) < 0 || len > INV_LINE_MAX ||
+	    inv_invoice_parse(line, len, &iv, &why) < 0)
+		return 0;
+	return iv.id;
 }
 
 /*

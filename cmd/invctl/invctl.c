@@ -33,21 +33,29 @@ usage(int code)
 	exit(code);
 }
 
-static redisContext *
-connect_redis(void)
+/* REDIS_URL (or --redis) and INV_NAMESPACE, or exit 64 saying why. */
+void
+redis_config(const char *url, struct inv_redis_url *u)
 {
-	struct inv_redis_url u;
-	const char *url = inv_redis_url(redis_flag);
-	redisContext *c;
 	char err[512];
 
 	if (url == NULL)
 		inv_errx(EX_USAGE, "no Redis: set REDIS_URL or --redis");
-	if (inv_redis_url_parse(url, &u, err, sizeof(err)) < 0)
+	if (inv_redis_url_parse(url, u, err, sizeof(err)) < 0)
 		inv_errx(EX_USAGE, "%s", err);
 	if (inv_ns_check(inv_ns()) < 0)
-		inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': 1 to 64 of "
+		inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': expected 1 to 64 of "
 		    "A-Z a-z 0-9 _ . -", inv_ns());
+}
+
+static redisContext *
+connect_redis(void)
+{
+	struct inv_redis_url u;
+	redisContext *c;
+	char err[512];
+
+	redis_config(inv_redis_url(redis_flag), &u);
 	if ((c = inv_redis_connect(&u, 5000, err, sizeof(err))) == NULL)
 		inv_errx(EX_UNAVAILABLE, "%s", err);
 	return c;

@@ -32,8 +32,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "addr.h"
+#include "db.h"
 #include "invctl.h"
 #include "log.h"
+#include "rds.h"
 #include "util.h"
 
 enum { SEGMENT, SERVER, NGROUPS };
@@ -397,6 +400,18 @@ set_argv(struct child *ch, ...)
 	ch->argv[i] = NULL;
 }
 
+/* A display rate for invbuf -r, from where: lines per second above 0. */
+static void
+check_rate(const char *where, const char *s)
+{
+	int64_t milli;
+
+	if (inv_parse_rate(s, &milli) < 0 || milli == 0)
+		inv_errx(EX_USAGE, "bad %s '%s': expected lines per second "
+		    "above 0, up to three decimals", where, s);
+	snprintf(rate_arg, sizeof(rate_arg), "%s", s);
+}
+
 int
 cmd_up(int argc, char *argv[])
 {
@@ -407,31 +422,25 @@ cmd_up(int argc, char *argv[])
 		{ "quiet",	  no_argument,	     NULL, 'q' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *rundir_flag = NULL, *env;
+	const char *rundir_flag = NULL, *rate_flag = NULL, *env;
+	struct inv_redis_url ru;
+	struct sockaddr_storage ss;
+	char err[512];
+	int sslen;
 	struct pidfh *pfh;
 	struct event *ev_int, *ev_term, *ev_chld;
 	struct stat st;
 	sigset_t block;
 	pid_t other;
-	int64_t milli;
 	int ch, g;
 
-	if ((env = inv_getenv("INV_DISPLAY_RATE")) != NULL) {
-		if (inv_parse_rate(env, &milli) < 0 || milli == 0)
-			inv_errx(EX_USAGE, "bad INV_DISPLAY_RATE '%s'", env);
-		snprintf(rate_arg, sizeof(rate_arg), "%s", env);
-	}
 	while ((ch = getopt_long(argc, argv, "l:q", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'R':
 			rundir_flag = optarg;
 			break;
 		case 'D':
-			if (inv_parse_rate(optarg, &milli) < 0 || milli == 0)
-				inv_errx(EX_USAGE, "bad display rate '%s': "
-				    "expected lines per second above 0",
-				    optarg);
-			snprintf(rate_arg, sizeof(rate_arg), "%s", optarg);
+			rate_flag = optarg;
 			break;
 		case 'l':
 			snprintf(listen_arg, sizeof(listen_arg), "%s", optarg);
@@ -445,8 +454,24 @@ cmd_up(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage(EX_USAGE);
+	/*
+	 * What the children would refuse, refused here before anything
+	 * starts: a child that exits 64 would only be restarted for ever.
+	 */
+	if ((env = inv_getenv("INV_DISPLAY_RATE")) != NULL && rate_flag == NULL)
+		check_rate("INV_DISPLAY_RATE", env);
+	else if (rate_flag != NULL)
+		check_rate("display rate", rate_flag);
 	if (inv_getenv("REDIS_URL") == NULL)
 		inv_errx(EX_USAGE, "the stack needs Redis: set REDIS_URL");
+	redis_config(inv_getenv("REDIS_URL"), &ru);
+	if ((env = inv_db_url(NULL)) != NULL &&
+	    inv_db_url_check(env, err, sizeof(err)) < 0)
+		inv_errx(EX_USAGE, "%s", err);
+	if ((env = listen_arg[0] != '\0' ? listen_arg :
+	    inv_getenv("INV_LISTEN")) != NULL &&
+	    inv_listen_parse(env, &ss, &sslen, err, sizeof(err)) < 0)
+		inv_errx(EX_USAGE, "%s", err);
 
 	resolve_rundir(rundir_flag);
 	if (mkdirs(rundir) < 0)

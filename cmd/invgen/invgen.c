@@ -782,7 +782,7 @@ main(int argc, char *argv[])
 		if (inv_redis_url_parse(u, &redis_url, err, sizeof(err)) < 0)
 			inv_errx(EX_USAGE, "%s", err);
 		if (inv_ns_check(inv_ns()) < 0)
-			inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': 1 to 64 of "
+			inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': expected 1 to 64 of "
 			    "A-Z a-z 0-9 _ . -", inv_ns());
 	}
 

@@ -571,6 +571,10 @@ api_metrics(struct evhttp_request *req)
 	    "Invoices recovered from PostgreSQL at start.", stats.recovered);
 	metric(b, "http_requests_total", "counter", "HTTP requests.",
 	    stats.http_requests);
+	metric(b, "http_no_request_total", "counter", "Connections closed "
+	    "before a whole request came: refused by evhttp (malformed, "
+	    "headers past 64 KiB, an unknown method), timed out, or left.",
+	    stats.http_no_request);
 	evbuffer_add_printf(b, "# HELP invserve_http_errors_total HTTP error "
 	    "answers.\n# TYPE invserve_http_errors_total counter\n");
 	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)

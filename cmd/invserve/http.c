@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "addr.h"
 #include "invoice.h"
 #include "invserve.h"
 #include "log.h"
@@ -31,11 +33,39 @@
 #define HEADERS_HARD	65536	/* above: evhttp cuts the request off */
 #define URI_MAX		4096	/* above: 414 */
 #define BODY_MAX	16384	/* above: 413 */
-#define REQUEST_TIMEOUT_S 10
+#define REQUEST_TIMEOUT_S 10	/* without a byte in or out: closed */
+#define FIRST_REQUEST_S	15	/* from accept to a whole request: 408 */
 
 static struct evhttp *http;
 static struct evconnlistener *listener;
 static struct event *accept_again;
+
+/*
+ * A connection whose first request is not whole yet. evhttp's timeout
+ * is per read, so a client that dribbles a header line every few
+ * seconds (slowloris) would hold its descriptor for ever: each new
+ * connection is watched until its first request reaches route(), and
+ * one still short of it after FIRST_REQUEST_S gets a 408 and is shut.
+ * The watch holds a reference on the bufferevent, so an entry never
+ * points at freed memory; evhttp freeing it clears its callbacks.
+ * XXX a keep-alive connection's later requests are not watched; with
+ * libevent 2.2's evhttp_set_newreqcb each request could be.
+ */
+struct newconn {
+	struct bufferevent	*nc_bev;
+	int64_t			 nc_since;	/* CLOCK_MONOTONIC ns */
+	int			 nc_shut;
+	TAILQ_ENTRY(newconn)	 nc_entry;
+};
+static TAILQ_HEAD(, newconn) newconns = TAILQ_HEAD_INITIALIZER(newconns);
+static struct event *sweep_ev;
+/* The connections route() saw since the last sweep, and when. */
+struct routed {
+	const struct bufferevent *r_bev;
+	int64_t			  r_at;
+};
+static struct routed *routed;
+static size_t	 nrouted, routed_cap;
 
 uint32_t
 jitter(uint32_t n)
@@ -115,9 +145,23 @@ http_error(struct evhttp_request *req, int code, const char *fmt, ...)
 	char msg[512], esc[1024];
 	va_list ap;
 
+	unsigned char *p, *end;
+	int n;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * A message may echo what the client sent ("bad before '%ff'"), or
+	 * be cut inside a character: each byte that is not valid UTF-8
+	 * becomes '?', so the answer is always JSON.
+	 */
+	end = (unsigned char *)msg + strlen(msg);
+	for (p = (unsigned char *)msg; p < end; p += n)
+		if ((n = inv_utf8_len(p, end)) == 0) {
+			*p = '?';
+			n = 1;
+		}
 	inv_json_escape(msg, esc, sizeof(esc));
 	http_jsonf(req, code, "{\"error\":\"%s\"}", esc);
 }
@@ -286,6 +330,66 @@ headers_size(struct evhttp_request *req)
 	return n;
 }
 
+/*
+ * Two Content-Lengths, or one beside Transfer-Encoding: evhttp frames
+ * the body one way, a proxy in front may frame it another and pass on
+ * what evhttp takes for a second request (request smuggling).
+ */
+static int
+framing_ambiguous(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv;
+	int cl = 0, te = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0)
+			cl++;
+		else if (strcasecmp(kv->key, "Transfer-Encoding") == 0)
+			te++;
+	}
+	return cl > 1 || te > 1 || (cl > 0 && te > 0);
+}
+
+/*
+ * The name of a query parameter given twice (read one way here and
+ * another by a proxy in front), or "" when there are too many to
+ * compare; NULL when the query is fine or not parsed at all (a handler
+ * says what is wrong with it).
+ */
+static const char *
+query_repeated(struct evhttp_request *req, char *name, size_t size)
+{
+	const char *query = evhttp_uri_get_query(
+	    evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq q;
+	struct evkeyval *kv, *kw;
+	const char *rv = NULL;
+	int n = 0;
+
+	TAILQ_INIT(&q);
+	if (query == NULL || evhttp_parse_query_str(query, &q) < 0) {
+		evhttp_clear_headers(&q);
+		return NULL;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		if (++n > 64) {
+			rv = "";
+			break;
+		}
+		for (kw = TAILQ_NEXT(kv, next); kw != NULL && rv == NULL;
+		    kw = TAILQ_NEXT(kw, next))
+			if (strcmp(kv->key, kw->key) == 0) {
+				snprintf(name, size, "%s", kv->key);
+				rv = name;
+			}
+		if (rv != NULL)
+			break;
+	}
+	evhttp_clear_headers(&q);
+	return rv;
+}
+
 static void
 not_allowed(struct evhttp_request *req, const char *allow)
 {
@@ -319,7 +423,19 @@ route(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+	const char *dup;
+	char dupname[64];
+	struct routed *r;
 
+	if (nrouted == routed_cap && (r = reallocarray(routed,
+	    routed_cap * 2 + 64, sizeof(*routed))) != NULL) {
+		routed = r;
+		routed_cap = routed_cap * 2 + 64;
+	}
+	if (nrouted < routed_cap)
+		routed[nrouted++] = (struct routed){
+		    evhttp_connection_get_bufferevent(
+		    evhttp_request_get_connection(req)), inv_mono_ns() };
 	stats.http_requests++;
 	if (inv_verbose > 2)
 		inv_info("%s", evhttp_request_get_uri(req));
@@ -333,6 +449,22 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad request target");
+		return;
+	}
+	if ((dup = query_repeated(req, dupname, sizeof(dupname))) != NULL) {
+		if (*dup == '\0')
+			http_error(req, 400, "more than 64 query parameters");
+		else
+			http_error(req, 400, "query parameter '%.40s' is given "
+			    "more than once", dup);
+		return;
+	}
+	if (framing_ambiguous(req)) {
+		/* What follows on this connection cannot be trusted either. */
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		http_error(req, 400, "ambiguous body length (Content-Length "
+		    "twice, or with Transfer-Encoding)");
 		return;
 	}
 	if (strcmp(path, "/events") == 0) {
@@ -377,6 +509,103 @@ route(struct evhttp_request *req, void *arg)
 
 /* ---- listening ---- */
 
+static struct bufferevent *
+on_new_conn(struct event_base *b, void *arg)
+{
+	/* What evhttp makes itself, watched until its first request. */
+	struct bufferevent *bev = bufferevent_socket_new(b, -1,
+	    BEV_OPT_CLOSE_ON_FREE);
+	struct newconn *nc;
+
+	if (bev != NULL && (nc = calloc(1, sizeof(*nc))) != NULL) {
+		bufferevent_incref(bev);
+		nc->nc_bev = bev;
+		nc->nc_since = inv_mono_ns();
+		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
+	}
+	return bev;
+}
+
+/* By connection, then time: the last of a run is its latest request. */
+static int
+routed_cmp(const void *a, const void *b)
+{
+	const struct routed *x = a, *y = b;
+	uintptr_t p = (uintptr_t)x->r_bev, q = (uintptr_t)y->r_bev;
+
+	if (p != q)
+		return p < q ? -1 : 1;
+	return x->r_at < y->r_at ? -1 : x->r_at > y->r_at;
+}
+
+/* Did route() see a request of this connection since it was accepted? */
+static int
+was_routed(const struct newconn *nc)
+{
+	size_t lo = 0, hi = nrouted;
+
+	/* The first entry past nc's connection; the one before is its last. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((uintptr_t)routed[mid].r_bev <= (uintptr_t)nc->nc_bev)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/*
+	 * A bufferevent freed and made again at the same address is told
+	 * apart by time: a request before this connection was accepted was
+	 * an earlier connection's.
+	 */
+	return lo > 0 && routed[lo - 1].r_bev == nc->nc_bev &&
+	    routed[lo - 1].r_at >= nc->nc_since;
+}
+
+static void
+on_sweep(evutil_socket_t fd0, short what, void *arg)
+{
+	static const char timeout[] = "HTTP/1.1 408 Request Timeout\r\n"
+	    "Content-Type: application/json\r\nConnection: close\r\n"
+	    "Content-Length: 46\r\n\r\n"
+	    "{\"error\":\"the request took too long to come\"}\n";
+	struct newconn *nc, *next;
+	bufferevent_data_cb rcb;
+	int64_t now = inv_mono_ns();
+	evutil_socket_t fd;
+	int seen;
+
+	qsort(routed, nrouted, sizeof(*routed), routed_cmp);
+	for (nc = TAILQ_FIRST(&newconns); nc != NULL; nc = next) {
+		next = TAILQ_NEXT(nc, nc_entry);
+		bufferevent_getcb(nc->nc_bev, &rcb, NULL, NULL, NULL);
+		fd = bufferevent_getfd(nc->nc_bev);
+		seen = was_routed(nc);
+		if (rcb == NULL || fd < 0 || seen) {
+			/* Gone, or its request came: no longer ours to watch. */
+			if (!seen)
+				stats.http_no_request++;
+			TAILQ_REMOVE(&newconns, nc, nc_entry);
+			bufferevent_decref(nc->nc_bev);
+			free(nc);
+			continue;
+		}
+		if (nc->nc_shut || now - nc->nc_since <
+		    (int64_t)FIRST_REQUEST_S * 1000000000)
+			continue;
+		/*
+		 * evhttp has written nothing on it yet, so the answer can go
+		 * straight to the socket; shutting it down makes evhttp read
+		 * end of file and free the connection.
+		 */
+		count_error(408);
+		(void)write(fd, timeout, sizeof(timeout) - 1);
+		shutdown(fd, SHUT_RDWR);
+		nc->nc_shut = 1;
+	}
+	nrouted = 0;
+}
+
 static void
 on_accept_again(evutil_socket_t fd, short what, void *arg)
 {
@@ -402,34 +631,13 @@ int
 http_start(const char *addr, char *err, size_t size)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	char host[INET6_ADDRSTRLEN], probe[300];
-	const char *colon = strrchr(addr, ':'), *errstr;
-	long long v;
+	struct timeval sweep_tv = { 1, 0 };
+	int sslen;
+	char host[INET6_ADDRSTRLEN];
 	int port;
 
-	/*
-	 * evutil parses the address but refuses port 0, which asks the
-	 * kernel for a free port (tests use it): parse the port here.
-	 */
-	memset(&ss, 0, sizeof(ss));
-	if (colon == NULL || inv_parse_int(colon + 1, 0, 65535, &v,
-	    &errstr) < 0 || (size_t)(colon - addr) > 256) {
-		snprintf(err, size, "bad listen address '%s': expected "
-		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
+	if (inv_listen_parse(addr, &ss, &sslen, err, size) < 0)
 		return -1;
-	}
-	snprintf(probe, sizeof(probe), "%.*s:1", (int)(colon - addr), addr);
-	if (evutil_parse_sockaddr_port(probe, (struct sockaddr *)&ss,
-	    &sslen) < 0) {
-		snprintf(err, size, "bad listen address '%s': expected "
-		    "ADDR:PORT, such as 127.0.0.1:8080 or [::1]:8080", addr);
-		return -1;
-	}
-	if (ss.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)v);
-	else
-		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)v);
 	listener = evconnlistener_new_bind(base, NULL, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
 	    4096, (struct sockaddr *)&ss, sslen);
@@ -452,6 +660,9 @@ http_start(const char *addr, char *err, size_t size)
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, route, NULL);
+	evhttp_set_bevcb(http, on_new_conn, NULL);
+	sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
+	evtimer_add(sweep_ev, &sweep_tv);
 
 	sslen = sizeof(ss);
 	if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&ss,

@@ -33,6 +33,8 @@
 #define READ_MAX	65536
 #define RECOVER_WAIT_S	10	/* for PostgreSQL, before giving up */
 #define REDIS_WAIT_S	3	/* for Redis at start */
+/* The reason invstats gives too, so one message means one thing. */
+#define TOO_LONG	"line too long (more than %d bytes)"
 
 static int	 in_fd = -1;
 static int	 in_file;		/* a regular file: no readiness events */
@@ -99,11 +101,19 @@ input_line(const char *line, size_t len, const char *where)
 	struct inv_invoice iv;
 	const char *why;
 
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
-		len--;
-	if (len == 0)
-		return;		/* a blank line is no line */
 	stats.input_lines++;
+	if (len > INV_LINE_MAX) {
+		stats.input_bad++;
+		inv_warnx("%s: not an invoice: " TOO_LONG, where, INV_LINE_MAX);
+		return;
+	}
+	/*
+	 * Trailing white space, the CR of a CRLF line end included (see
+	 * invserve(1)), is not sent on; a line of nothing else is empty.
+	 */
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
+	    line[len - 1] == '\t'))
+		len--;
 	if (inv_invoice_parse(line, len, &iv, &why) < 0) {
 		stats.input_bad++;
 		inv_warnx("%s: not an invoice: %s", where, why);
@@ -139,8 +149,8 @@ process(int at_eof)
 					stats.input_lines++;
 					stats.input_bad++;
 					inv_warnx("input line %" PRIu64 ": not an "
-					    "invoice: longer than %d bytes",
-					    lineno, INV_LINE_MAX);
+					    "invoice: " TOO_LONG, lineno,
+					    INV_LINE_MAX);
 				}
 				skipping = 1;
 				evbuffer_drain(inbuf, len);

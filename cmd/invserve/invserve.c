@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "db.h"
 #include "invserve.h"
 #include "log.h"
@@ -201,6 +202,9 @@ main(int argc, char *argv[])
 	static char progname[] = "invserve";
 	const char *www = NULL, *db_flag = NULL, *redis_flag = NULL;
 	char err[512], wwwbuf[PATH_MAX], real[PATH_MAX];
+	struct inv_redis_url ru;
+	struct sockaddr_storage ss;
+	int sslen;
 	struct event *sigterm, *sigint;
 	int ch;
 
@@ -293,6 +297,12 @@ main(int argc, char *argv[])
 	    sizeof(err)) < 0)
 		inv_errx(EX_USAGE, "%s", err);
 	cfg.redis_url = inv_redis_url(redis_flag);
+	/* Every value from outside is checked before anything starts. */
+	if (cfg.redis_url != NULL && inv_redis_url_parse(cfg.redis_url, &ru,
+	    err, sizeof(err)) < 0)
+		inv_errx(EX_USAGE, "%s", err);
+	if (inv_listen_parse(cfg.listen, &ss, &sslen, err, sizeof(err)) < 0)
+		inv_errx(EX_USAGE, "%s", err);
 	if (cfg.source_redis && cfg.redis_url == NULL)
 		inv_errx(EX_USAGE, "--source redis needs Redis: set REDIS_URL "
 		    "or --redis");

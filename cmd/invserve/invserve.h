@@ -53,6 +53,7 @@ struct metrics {
 	uint64_t	 resumes;
 	uint64_t	 resets;
 	uint64_t	 http_requests;
+	uint64_t	 http_no_request;	/* connections that sent none */
 	uint64_t	 http_errors[6];	/* 400 401 403 404 405 4xx/5xx */
 	uint64_t	 redis_errors;
 	uint64_t	 pg_errors;

@@ -204,7 +204,7 @@ main(int argc, char *argv[])
 	if (redis_flag != NULL && no_redis)
 		inv_errx(EX_USAGE, "--redis and --no-redis exclude each other");
 	if (inv_ns_check(inv_ns()) < 0)
-		inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': 1 to 64 of "
+		inv_errx(EX_USAGE, "bad INV_NAMESPACE '%s': expected 1 to 64 of "
 		    "A-Z a-z 0-9 _ . -", inv_ns());
 
 	cf.cf_db = no_db ? NULL : inv_db_url(db_flag);
