@@ -24,7 +24,6 @@ gen() { invgen -q -r "${2:-0}" -n "$1" > "$FIFO"; }
 metric() { curl -s "$URL/metrics" | awk -v m="invserve_$1" '$1 == m { print $2 }'; }
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 seqids() { seq -s ' ' "$1" "$2"; }
-stats_redis() { rcli HMGET inv:stats count subtotal vat total last_id | tr '\n' ' '; }
 
 # good N: N good invoice lines, ids 1..N, subtotal 10.00 + id cents.
 good() {
