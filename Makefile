@@ -128,6 +128,11 @@ migrate: all
 bench: all
 	@sh bench/run
 
+# One whole real-time cycle with 1,000 SSE clients (bench/soak; about
+# 12.5 minutes, SOAK_* in the environment make it shorter).
+soak: all
+	@sh bench/soak
+
 # Programs, man pages, completions, and under DATADIR the word lists, the
 # page, and the migrations with sql/migrate. An installed program finds
 # DATADIR beside its bin/ (lib/names.c), so DESTDIR trees work as they are.
@@ -168,6 +173,6 @@ clean:
 	rm -rf build
 	find cmd lib tests -name '*.[od]' -delete
 
-.PHONY: all units deps check check-san fuzz fuzz-build run migrate bench install uninstall clean $(PROGS)
+.PHONY: all units deps check check-san fuzz fuzz-build run migrate bench soak install uninstall clean $(PROGS)
 
 -include $(wildcard cmd/*/*.d lib/*.d tests/unit/*.d)

@@ -4,6 +4,7 @@
  *
  *   sseload -p PORT -P PATH -n CLIENTS -e EVENTS -r RATE
  *           (-f FIFO | -u PUBLISH-PATH) [-t SECONDS]
+ *   sseload -p PORT -P PATH -n CLIENTS -e EVENTS [-o FILE] [-t SECONDS]
  *
  * Opens CLIENTS connections to 127.0.0.1:PORT PATH, waits until each has
  * its 200, then publishes EVENTS invoice lines at RATE a second: into
@@ -11,6 +12,13 @@
  * carries its send time (CLOCK_REALTIME, microseconds) in its invoice
  * number; every client that receives it records now - then. Prints
  *   clients=N events=E delivered=D p50_us=.. p99_us=.. max_us=..
+ * With neither -f nor -u it only listens, to a stream someone else
+ * feeds (bench/soak): it waits until every client has EVENTS invoice
+ * events, checks that each client's ids rise strictly, and prints
+ *   clients=N events=E delivered=D complete=C inorder=I same=S
+ * (clients with all E; with rising ids; with the same sequence as the
+ * first client, by an FNV-1a hash of it); -o FILE gets the first
+ * client's ids, one a line.
  * Loopback only; gives up after SECONDS (default 60).
  */
 #include <sys/epoll.h>
@@ -42,6 +50,11 @@ struct conn {
 	long	 chunk_left;
 	size_t	 len;
 	long	 events;
+	int	 invoice;	/* listening: the event being read is one */
+	long long id;		/* its id: */
+	long long last;		/* the last invoice id */
+	int	 disorder;	/* an id not above the one before */
+	uint64_t hash;		/* FNV-1a of the ids, in order */
 	char	 line[LINE_MAX_];
 };
 
@@ -50,6 +63,8 @@ static uint32_t *lat;
 static size_t	 nlat, caplat;
 static int	 nready;
 static long	 delivered;
+static int	 listening;	/* neither -f nor -u */
+static FILE	*idsout;	/* -o: the first client's ids */
 
 static int64_t
 now_us(void)
@@ -86,6 +101,35 @@ connect_to(int port)
 	return fd;
 }
 
+/* Listening: the invoice events' ids, per client, in order. */
+static void
+listen_line(struct conn *c, const char *s, size_t n)
+{
+	int i;
+
+	if (n == 0) {		/* the end of an event */
+		if (c->invoice) {
+			if (c->events > 0 && c->id <= c->last)
+				c->disorder = 1;
+			c->last = c->id;
+			for (i = 0; i < 8; i++) {
+				c->hash ^= (uint64_t)(c->id >> (i * 8)) & 0xff;
+				c->hash *= 1099511628211ULL;
+			}
+			if (c == conns && idsout != NULL)
+				fprintf(idsout, "%lld\n", c->id);
+			c->events++;
+			delivered++;
+		}
+		c->invoice = 0;
+		return;
+	}
+	if (n == 14 && memcmp(s, "event: invoice", 14) == 0)
+		c->invoice = 1;
+	else if (n > 4 && memcmp(s, "id: ", 4) == 0)
+		c->id = strtoll(s + 4, NULL, 10);
+}
+
 /* One complete line of the event stream (without its newline). */
 static void
 sse_line(struct conn *c, const char *s, size_t n)
@@ -94,6 +138,10 @@ sse_line(struct conn *c, const char *s, size_t n)
 	const char *p;
 	int64_t sent;
 
+	if (listening) {
+		listen_line(c, s, n);
+		return;
+	}
 	if (n < 6 || memcmp(s, "data: ", 6) != 0)
 		return;
 	if ((p = memmem(s, n, key, sizeof(key) - 1)) == NULL)
@@ -210,6 +258,36 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Listening: read until every client has all its events, or time is up. */
+static int
+listen_all(int ep, int nclients, long nevents, int64_t deadline, char *buf,
+    size_t size)
+{
+	struct epoll_event evs[1024];
+	int i, n, complete = 0, inorder = 0, same = 0;
+
+	for (i = 0; i < nclients; i++)
+		conns[i].hash = 14695981039346656037ULL;
+	while (now_us() < deadline && delivered < (long)nclients * nevents) {
+		n = epoll_wait(ep, evs, 1024, 1000);
+		for (i = 0; i < n; i++)
+			drain(ep, evs[i].data.ptr, buf, size);
+	}
+	for (i = 0; i < nclients; i++) {
+		complete += conns[i].events == nevents;
+		inorder += !conns[i].disorder;
+		same += conns[i].events == conns[0].events &&
+		    conns[i].hash == conns[0].hash;
+	}
+	if (idsout != NULL)
+		fclose(idsout);
+	printf("clients=%d events=%ld delivered=%ld complete=%d inorder=%d "
+	    "same=%d\n", nclients, nevents, delivered, complete, inorder,
+	    same);
+	return complete == nclients && inorder == nclients &&
+	    same == nclients ? 0 : 1;
+}
+
 /* The line for event k: a valid invoice whose number is its send time. */
 static int
 invoice(char *buf, size_t size, int64_t k)
@@ -263,7 +341,7 @@ main(int argc, char *argv[])
 	int64_t start, next, deadline, idbase;
 	char buf[65536];
 
-	while ((ch = getopt(argc, argv, "p:P:n:e:r:f:u:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:P:n:e:r:f:u:t:o:")) != -1) {
 		switch (ch) {
 		case 'p': port = atoi(optarg); break;
 		case 'P': path = optarg; break;
@@ -273,22 +351,28 @@ main(int argc, char *argv[])
 		case 'f': fifo = optarg; break;
 		case 'u': pub = optarg; break;
 		case 't': timeout = atoi(optarg); break;
+		case 'o':
+			if ((idsout = fopen(optarg, "w")) == NULL)
+				die(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: sseload -p port -P path -n clients "
 			    "-e events -r rate (-f fifo | -u publish-path) "
-			    "[-t seconds]\n");
+			    "[-t seconds] [-o file]\n");
 			return 64;
 		}
 	}
-	if (port <= 0 || (fifo == NULL) == (pub == NULL) || rate <= 0) {
-		fprintf(stderr, "sseload: need -p, and one of -f and -u\n");
+	listening = fifo == NULL && pub == NULL;
+	if (port <= 0 || (fifo != NULL && pub != NULL) || rate <= 0) {
+		fprintf(stderr, "sseload: need -p, and at most one of -f "
+		    "and -u\n");
 		return 64;
 	}
 	if (fifo != NULL && (ffd = open(fifo, O_WRONLY)) < 0)
 		die(fifo);
-	caplat = (size_t)nclients * nevents;
+	caplat = listening ? 0 : (size_t)nclients * nevents;
 	if ((conns = calloc(nclients, sizeof(*conns))) == NULL ||
-	    (lat = malloc(caplat * sizeof(*lat))) == NULL)
+	    (lat = malloc(caplat * sizeof(*lat) + 1)) == NULL)
 		die("malloc");
 	if ((ep = epoll_create1(0)) < 0)
 		die("epoll");
@@ -332,6 +416,9 @@ main(int argc, char *argv[])
 	fprintf(stderr, "sseload: %d clients connected\n", nclients);
 	printf("connected\n");
 	fflush(stdout);
+	if (listening)
+		return listen_all(ep, nclients, nevents, deadline, buf,
+		    sizeof(buf));
 	sleep(1);	/* for the caller to read the RSS */
 
 	/* Ids above any earlier run's, for a server that drops repeats. */

@@ -211,7 +211,7 @@ invbuf: 2 lines were cut to 100 bytes" ]
 	seq 1 5000 > "$T/in"
 	TMPDIR=$T/nonexistent invbuf --no-redis -r 0 --mem-lines 10 < "$T/in" > "$T/out" 2> "$T/err"
 	cmp "$T/out" "$T/in"
-	[ "$(cat "$T/err")" = "invbuf: cannot create a spill file in $T/nonexistent: No such file or directory; the backlog stays in memory from now on" ]
+	[ "$(cat "$T/err")" = "invbuf: cannot create a spill file in $T/nonexistent: No such file or directory; the backlog stays in memory until it empties" ]
 }
 
 @test "a 100,000-line backlog with Redis: flat memory, all of it in NS:backlog, loaded back on restart" {

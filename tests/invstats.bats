@@ -205,6 +205,21 @@ has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
 	[ "$(rcli GET inv:fwd)" -eq 12 ]
 }
 
+@test "regression: lines lost in the pipe to a killed invbuf are re-emitted from its last_in" {
+	# invstats wrote up to 10, invbuf had taken only up to 7
+	invgen -r 0 -n 10 > "$T/in"
+	rcli SET inv:fwd 10 > /dev/null
+	rcli HSET inv:buf last_in 7 > /dev/null
+	invstats -v --resume < /dev/null > "$T/out" 2> "$T/err"
+	cmp "$T/out" <(sed -n '8,10p' "$T/in")
+	grep -q '^invstats: inv:buf last_in 7 is below inv:fwd 10: resuming from it$' "$T/err"
+	[ "$(rcli GET inv:fwd)" -eq 10 ]
+	# a last_in at or above NS:fwd changes nothing
+	rcli HSET inv:buf last_in 12 > /dev/null
+	invstats -q --resume < /dev/null > "$T/out"
+	[ ! -s "$T/out" ]
+}
+
 @test "--resume without a database or Redis: said, then a plain filter" {
 	line_of 7 1000 > "$T/in"
 	line_of 8 2000 >> "$T/in"

@@ -3,13 +3,6 @@
 # package). Load it after helper; call sse_install from setup_file,
 # sse_setup from setup and stop_pids from teardown.
 
-# sse_install: the npm packages, into tests/node_modules, once.
-sse_install() {
-	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
-		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
-	fi
-}
-
 # sse_setup: empty servers; T a directory, FIFO the display FIFO's path,
 # PIDS the processes that stop_pids ends.
 sse_setup() {

@@ -6,72 +6,11 @@
 
 load helper
 
-setup_file() {
-	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
-		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
-	fi
-}
+setup_file() { sse_install; }
 
-setup() {
-	db_reset
-	db -c 'TRUNCATE generation_cycles'
-	redis_reset
-	T=$BATS_TEST_TMPDIR
-	RUN=$T/run
-	UP=
-	CLIENT=
-}
+setup() { stack_setup; }
 
-teardown() {
-	[ -n "$CLIENT" ] && kill "$CLIENT" 2>/dev/null
-	if [ -n "$UP" ] && kill -0 "$UP" 2>/dev/null; then
-		kill -TERM "$UP"
-		wait "$UP" 2>/dev/null
-	fi
-	true
-}
-
-free_port() {
-	node -e 'const s = require("net").createServer();
-	    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
-
-# up [ARGS]: the stack on a free port, display at 20 lines a second.
-up() {
-	PORT=$(free_port)
-	URL=http://127.0.0.1:$PORT
-	invctl up --rundir "$RUN" --display-rate 20 -l "127.0.0.1:$PORT" "$@" \
-	    > "$T/up.out" 2> "$T/up.err" 3>&- &
-	UP=$!
-	wait_for 15 curl -sf "$URL/healthz" -o /dev/null
-}
-
-# watch: a browser-side EventSource recording every event.
-watch() {
-	node "$ROOT/tests/sse-client.js" "$URL/events" --out "$T/sse" \
-	    --timeout 300 --count 1000000 3>&- &
-	CLIENT=$!
-	wait_for 10 test -s "$T/sse"
-}
-
-state() { invctl status | jq -r .state; }
-state_is() { [ "$(state)" = "$1" ]; }
-rows() { db -c 'SELECT count(*) FROM invoices'; }
-child() { pgrep -P "$UP" -x "$1"; }
-
-# The three guarantees, once the stack is idle again.
-check_guarantees() {
-	local target=$1
-	[ "$(rows)" -eq "$target" ]
-	# every invoice shown exactly once, in order
-	awk -F '\t' '$1 == "invoice" { print $2 }' "$T/sse" > "$T/shown"
-	db -c 'SELECT id FROM invoices ORDER BY id' > "$T/stored"
-	diff "$T/shown" "$T/stored"
-	# the statistics equal the database, to the cent
-	[ "$(invstats show | jq -c '[.count, .total_amount, .vat_amount]')" = \
-	  "$(db -c "SELECT json_build_array(count(*), sum(total_amount), sum(vat_amount)) FROM invoices" | jq -c .)" ]
-	[ "$(invstats show | jq -r .source)" = redis ]
-}
+teardown() { stack_down; }
 
 @test "a whole cycle: idle, running, draining, idle; every invoice shown once" {
 	up

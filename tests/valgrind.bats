@@ -7,11 +7,7 @@
 
 load helper
 
-setup_file() {
-	if [ ! -d "$ROOT/tests/node_modules/eventsource" ]; then
-		(cd "$ROOT/tests" && npm install --no-audit --no-fund --silent) >&2
-	fi
-}
+setup_file() { sse_install; }
 
 setup() {
 	under_san && skip "valgrind cannot run sanitized programs"

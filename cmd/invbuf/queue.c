@@ -10,7 +10,8 @@
  *
  * Nothing is ever dropped: if the spill file cannot be created or
  * written, its records are read back into memory and the queue goes on
- * in memory alone, unbounded, after saying so.
+ * in memory alone, unbounded, after saying so, until it empties; the
+ * next backlog tries the file again (a full disk may have room by then).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -109,7 +110,8 @@ spill_dir(void)
 
 /*
  * The spill file failed: move what it holds into memory, in order, and
- * stay in memory from now on. Returns -1 if even that failed.
+ * stay in memory until the queue empties. Returns -1 if even that
+ * failed.
  */
 static int
 unspill(struct queue *q, const char *why, int saved)
@@ -119,7 +121,7 @@ unspill(struct queue *q, const char *why, int saved)
 	int rc = 0;
 
 	inv_warnx("cannot %s a spill file in %s: %s; the backlog stays in "
-	    "memory from now on", why, spill_dir(), strerror(saved));
+	    "memory until it empties", why, spill_dir(), strerror(saved));
 	free(q->q_peeked);
 	q->q_peeked = NULL;
 	while (q->q_fd >= 0 && off < q->q_wr) {
@@ -221,6 +223,8 @@ queue_pop(struct queue *q)
 		q->q_mem_lines--;
 		q->q_mem_bytes -= l->l_len;
 		free(l);
+		if (q->q_mem_lines == 0)
+			q->q_nospill = 0;	/* the next backlog tries the file */
 		return;
 	}
 	if (q->q_file_lines == 0 || queue_peek(q) == NULL)

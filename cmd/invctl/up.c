@@ -10,7 +10,9 @@
  * mended. invserve restarts alone; it holds the FIFO open, so the
  * segment can come and go under it. Restarts back off from 250 ms to
  * 8 s. Each child's stderr comes through here, each line led by the
- * child's name. A pid file keeps two supervisors off one run directory.
+ * child's name. A pid file keeps two supervisors off one run directory;
+ * a supervisor killed outright takes its children with it (SIGTERM), so
+ * the next one starts clean.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -224,7 +227,7 @@ static void
 spawn(struct child *ch, int in, int out, int closefd)
 {
 	int errp[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	if (pipe2(errp, O_CLOEXEC) < 0) {
 		inv_warn("cannot make a pipe for %s", ch->name);
@@ -240,6 +243,13 @@ spawn(struct child *ch, int in, int out, int closefd)
 	if (pid == 0) {
 		sigset_t none;
 
+		/*
+		 * A supervisor killed outright must not leave its children
+		 * running unsupervised, holding the port and the FIFO that
+		 * the next invctl up needs: they get SIGTERM as it dies.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(EX_OSERR);
 		/* Ctrl-C reaches the supervisor, which stops children in order. */
 		setpgid(0, 0);
 		sigemptyset(&none);

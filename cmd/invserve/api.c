@@ -549,6 +549,8 @@ api_metrics(struct evhttp_request *req)
 	    stats.clients_dropped);
 	metric(b, "clients_shed_total", "counter",
 	    "SSE clients turned away past --max-clients.", stats.clients_shed);
+	metric(b, "accept_pauses_total", "counter",
+	    "Times accepting paused, out of descriptors.", stats.accept_pauses);
 	metric(b, "events_sent_total", "counter",
 	    "SSE events queued to clients.", stats.events_sent);
 	metric(b, "broadcasts_total", "counter", "Events broadcast.",

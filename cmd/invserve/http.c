@@ -38,7 +38,9 @@
 
 static struct evhttp *http;
 static struct evconnlistener *listener;
-static struct event *accept_again;
+static struct event *accept_again, *accept_settled;
+static int	 accept_paused;		/* out of descriptors, said so */
+static unsigned	 accept_pauses;		/* times paused since */
 
 /*
  * A connection whose first request is not whole yet. evhttp's timeout
@@ -606,13 +608,37 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 	nrouted = 0;
 }
 
+/*
+ * Out of descriptors, accept pauses instead of spinning, and tries again
+ * every 200 ms once a descriptor is free. Clients leave one at a time,
+ * so accepting may stop and start many times before there is room
+ * again: the pause is said once, and the end of it once accepting has
+ * gone on for a second without running out.
+ */
 static void
 on_accept_again(evutil_socket_t fd, short what, void *arg)
 {
+	struct timeval tv = { 0, 200000 }, settle = { 1, 0 };
+	int probe;
+
+	if ((probe = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		evtimer_add(accept_again, &tv);
+		return;
+	}
+	close(probe);
 	evconnlistener_enable(listener);
+	evtimer_add(accept_settled, &settle);
 }
 
-/* Out of descriptors: pause accepting for a moment instead of spinning. */
+static void
+on_accept_settled(evutil_socket_t fd, short what, void *arg)
+{
+	inv_warnx("accepting connections again (paused %u times)",
+	    accept_pauses);
+	accept_paused = 0;
+	accept_pauses = 0;
+}
+
 static void
 on_accept_error(struct evconnlistener *l, void *arg)
 {
@@ -620,9 +646,15 @@ on_accept_error(struct evconnlistener *l, void *arg)
 	int e = EVUTIL_SOCKET_ERROR();
 
 	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-		inv_warnx("cannot accept: %s; pausing 200 ms",
-		    evutil_socket_error_to_string(e));
+		if (!accept_paused)
+			inv_warnx("cannot accept: %s; pausing until a "
+			    "descriptor is free",
+			    evutil_socket_error_to_string(e));
+		accept_paused = 1;
+		accept_pauses++;
+		stats.accept_pauses++;
 		evconnlistener_disable(l);
+		evtimer_del(accept_settled);
 		evtimer_add(accept_again, &tv);
 	}
 }
@@ -648,6 +680,7 @@ http_start(const char *addr, char *err, size_t size)
 	}
 	evconnlistener_set_error_cb(listener, on_accept_error);
 	accept_again = evtimer_new(base, on_accept_again, NULL);
+	accept_settled = evtimer_new(base, on_accept_settled, NULL);
 	if ((http = evhttp_new(base)) == NULL ||
 	    evhttp_bind_listener(http, listener) == NULL) {
 		snprintf(err, size, "cannot start the HTTP server");
@@ -694,6 +727,8 @@ http_stop_accepting(void)
 		evconnlistener_disable(listener);
 	if (accept_again != NULL)
 		evtimer_del(accept_again);
+	if (accept_settled != NULL)
+		evtimer_del(accept_settled);
 }
 
 void

@@ -45,6 +45,7 @@ struct metrics {
 	uint64_t	 clients_total;
 	uint64_t	 clients_dropped;	/* slow: queue overflowed */
 	uint64_t	 clients_shed;		/* past --max-clients */
+	uint64_t	 accept_pauses;		/* out of descriptors */
 	uint64_t	 input_lines;
 	uint64_t	 input_bad;
 	uint64_t	 input_dup;

@@ -235,7 +235,7 @@ reemit(PGconn *db, redisContext *rc, const char *kfwd, int64_t after,
 static void
 resume(const struct config *cf)
 {
-	char err[512], kfwd[128];
+	char err[512], kfwd[128], kbuf[128];
 	const char *errstr;
 	redisContext *rc = NULL;
 	PGconn *db = NULL;
@@ -288,6 +288,22 @@ resume(const struct config *cf)
 			inv_info("first start: %s set to %s, nothing to "
 			    "re-emit", kfwd, PQgetvalue(res, 0, 0));
 		goto out;
+	}
+	/*
+	 * What invstats wrote into the pipe to invbuf and invbuf never
+	 * took into NS:backlog died with the pipe: resume from invbuf's
+	 * last_in when it is lower. invbuf drops what it already has.
+	 */
+	freeReplyObject(r);
+	inv_key(kbuf, sizeof(kbuf), "buf");
+	r = redisCommand(rc, "HGET %s last_in", kbuf);
+	if (r != NULL && r->type == REDIS_REPLY_STRING &&
+	    inv_parse_int(r->str, 0, INT64_MAX, &v, &errstr) == 0 &&
+	    v < mark) {
+		if (inv_verbose)
+			inv_info("%s last_in %lld is below %s %" PRId64
+			    ": resuming from it", kbuf, v, kfwd, mark);
+		mark = v;
 	}
 	written = mark;
 	if (reemit(db, rc, kfwd, mark, &count) == 0 && count > 0)
