@@ -6,17 +6,9 @@
 load helper
 load sse
 
-setup_file() {
-	sse_install
-}
-
-setup() {
-	sse_setup
-}
-
-teardown() {
-	stop_pids
-}
+setup_file() { sse_install; }
+setup() { sse_setup; }
+teardown() { stop_pids; }
 
 # two_servers: invserve on the FIFO at $fed, and --source redis at $sub.
 two_servers() {
