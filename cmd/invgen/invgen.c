@@ -190,15 +190,16 @@ make_invoice(struct inv_invoice *iv, int64_t id, int64_t date_us)
 
 /*
  * Connect (again) in place of old, retrying with backoff for
- * --retry-for seconds. quiet: the main connection tells of the outage.
+ * --retry-for seconds. An outage is told once, though both connections
+ * of -r 0 go through it.
  */
 static PGconn *
-connect_to(PGconn *old, int quiet)
+connect_to(PGconn *old)
 {
+	static int outage;	/* told of, and not yet of its end */
 	char err[512];
 	int64_t delay_ms = 100, deadline = inv_mono_ns() +
 	    (int64_t)retry_for * 1000000000;
-	int said = 0;
 	PGconn *c;
 
 	PQfinish(old);
@@ -207,20 +208,21 @@ connect_to(PGconn *old, int quiet)
 			inv_errx(EX_UNAVAILABLE, "%s", err);
 		if (inv_mono_ns() > deadline || stopping)
 			inv_errx(EX_UNAVAILABLE, "%s; giving up", err);
-		if (!said++ && !quiet)
+		if (!outage++)
 			inv_warnx("%s; retrying", err);
 		usleep(delay_ms * 1000);
 		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
 	}
-	if (said && !quiet)
+	if (outage)
 		inv_warnx("connected to PostgreSQL again");
+	outage = 0;
 	return c;
 }
 
 static void
 connect_db(void)
 {
-	db = connect_to(db, 0);
+	db = connect_to(db);
 }
 
 /*
@@ -387,7 +389,7 @@ ids_ask(struct batch *bt, char *err, size_t size)
 
 /*
  * The batch's ids, keeping db's COPY moving meanwhile. When idc broke,
- * it reconnects (quietly: db tells of an outage) and asks again.
+ * it reconnects and asks again.
  */
 static void
 ids_take(struct batch *bt)
@@ -400,7 +402,7 @@ ids_take(struct batch *bt)
 	    db, err, sizeof(err)) < 0) {
 		if (!inv_db_gone(idc))
 			inv_errx(EX_SOFTWARE, "%s", err);
-		idc = connect_to(idc, 1);
+		idc = connect_to(idc);
 		ids_ask(bt, err, sizeof(err));
 	}
 	bt->b_asked = 0;
@@ -491,7 +493,7 @@ run_fast(long long k, long long total)
 	int b, nb, nbb;
 
 	if (idc == NULL)
-		idc = connect_to(NULL, 0);
+		idc = connect_to(NULL);
 	take(&bt[0], &next, total);
 	ids_ask(&bt[0], err, sizeof(err));
 	ids_take(&bt[0]);
