@@ -426,12 +426,21 @@ inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
 	return 0;
 }
 
-/* Send what is queued, as far as the socket takes it without blocking. */
+/*
+ * Without blocking: send what is queued, as far as the socket takes it,
+ * and take in what the server has sent for a statement in progress. A
+ * large result would otherwise fill the socket, and the server would
+ * wait for it to be read before finishing the statement.
+ */
 void
 inv_db_pump(PGconn *db)
 {
+	if (db == NULL)
+		return;
 	if (PQisnonblocking(db))
 		(void)PQflush(db);
+	if (PQisBusy(db))
+		(void)PQconsumeInput(db);
 }
 
 static int

@@ -371,6 +371,14 @@ struct batch {
 	char		 b_err[512];
 };
 
+/* Keep the COPY in flight and the ids on their way moving. */
+static void
+pump(void)
+{
+	inv_db_pump(db);
+	inv_db_pump(idc);
+}
+
 static void
 take(struct batch *bt, long long *next, long long total)
 {
@@ -434,7 +442,7 @@ fill_batch(struct batch *bt)
 		if (inv_db_copy_add(&bt->b_rows, &iv) < 0)
 			inv_errx(EX_OSERR, "out of memory");
 		if (i % 128 == 0)
-			inv_db_pump(db);	/* keep the COPY in flight moving */
+			pump();
 	}
 }
 
@@ -473,7 +481,7 @@ batch_print(const struct batch *bt)
 		nl = memchr(p, '\n', end - p);
 		out_line(p, nl + 1 - p);
 		if (++i % 128 == 0)
-			inv_db_pump(db);
+			pump();
 	}
 }
 
