@@ -17,6 +17,21 @@
 static char last_state[6];
 static const char *pending_then;
 
+/*
+ * The COPY in flight: its rows go to libpq a piece at a time, as the
+ * socket takes them. Handed over whole, they would sit in libpq's
+ * output buffer, which moves what is left to its front after every
+ * partial send: megabytes copied again and again per batch.
+ */
+#define COPY_PIECE	65536
+static struct {
+	PGconn		*conn;
+	const char	*buf;
+	size_t		 len;
+	size_t		 off;
+	int		 failed;
+} copy;
+
 /* Keep the SQLSTATE of a failed result, for inv_db_gone(). */
 static void
 keep_state(PGresult *res)
@@ -140,7 +155,11 @@ inv_db_gone(PGconn *db)
  * Take n ids from the invoices sequence, in increasing order. The
  * request is sent here and its answer read by inv_db_reserve_recv, so
  * a second connection can reserve the ids of a batch while the first
- * one copies another.
+ * one copies another. The answer is the runs of consecutive ids, not
+ * each id: one row, unless another session took ids meanwhile. Ids
+ * that share v - g (g counting the calls) form a run; a run is taken
+ * only when it holds every id from its least to its greatest, which
+ * distinct ids in that many calls always do.
  */
 int
 inv_db_reserve_send(PGconn *db, int n, char *err, size_t size)
@@ -149,9 +168,10 @@ inv_db_reserve_send(PGconn *db, int n, char *err, size_t size)
 	const char *params[1] = { nbuf };
 
 	snprintf(nbuf, sizeof(nbuf), "%d", n);
-	if (!PQsendQueryParams(db, "SELECT nextval('invoices_id_seq')"
-	    " FROM generate_series(1, $1::int)", 1, NULL, params, NULL, NULL,
-	    0)) {
+	if (!PQsendQueryParams(db, "SELECT min(v), max(v), count(*) FROM"
+	    " (SELECT nextval('invoices_id_seq') AS v, g"
+	    " FROM generate_series(1, $1::int) AS g) AS s"
+	    " GROUP BY v - g ORDER BY 1", 1, NULL, params, NULL, NULL, 0)) {
 		seterr(err, size, "cannot reserve invoice ids",
 		    PQerrorMessage(db));
 		keep_state(NULL);
@@ -167,12 +187,31 @@ inv_db_reserve_send(PGconn *db, int n, char *err, size_t size)
  * then is the sequence's advance durable, so no id taken here can be
  * handed out again after a crash.
  */
+/* The runs of the answer as n ids; -1 if they are not n ids in runs. */
+static int
+runs_to_ids(PGresult *res, int n, int64_t *ids)
+{
+	int64_t lo, hi, cnt, v;
+	int i, k = 0;
+
+	for (i = 0; i < PQntuples(res); i++) {
+		lo = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		hi = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		cnt = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		if (cnt < 1 || hi - lo + 1 != cnt || cnt > n - k)
+			return -1;
+		for (v = lo; v <= hi; v++)
+			ids[k++] = v;
+	}
+	return k == n ? 0 : -1;
+}
+
 int
 inv_db_reserve_recv(PGconn *db, int n, int64_t *ids, PGconn *pump, char *err,
     size_t size)
 {
 	PGresult *res;
-	int i, got = 0, ok = 1;
+	int got = 0, ok = 1;
 
 	for (;;) {
 		while (PQisBusy(db)) {
@@ -191,9 +230,7 @@ inv_db_reserve_recv(PGconn *db, int n, int64_t *ids, PGconn *pump, char *err,
 		if ((res = PQgetResult(db)) == NULL)
 			break;
 		if (PQresultStatus(res) == PGRES_TUPLES_OK && !got &&
-		    PQntuples(res) == n) {
-			for (i = 0; i < n; i++)
-				ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		    runs_to_ids(res, n, ids) == 0) {
 			got = 1;
 		} else if (ok) {
 			ok = 0;
@@ -370,6 +407,8 @@ inv_db_copy_add(struct inv_copybuf *cb, const struct inv_invoice *iv)
 	return 0;
 }
 
+static int copy_feed(PGconn *);
+
 /*
  * Insert the rows of cb (inv_db_copy_add, ids already set) with one
  * COPY. Without a "then" statement the COPY is its own transaction;
@@ -382,8 +421,6 @@ int
 inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
     char *err, size_t size)
 {
-	const char *buf = cb->buf;
-	size_t len = cb->len;
 	PGresult *res;
 
 	last_state[0] = '\0';
@@ -410,20 +447,50 @@ inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
 	}
 	PQclear(res);
 	/*
-	 * Queue the rows without waiting for the server to take them:
+	 * Send the rows without waiting for the server to take them:
 	 * inv_db_pump moves them on while the caller works, and
 	 * inv_db_insert_wait sends the rest.
 	 */
 	PQsetnonblocking(db, 1);
-	if (PQputCopyData(db, buf, (int)len) != 1 ||
-	    PQputCopyData(db, copy_trailer, sizeof(copy_trailer)) != 1 ||
-	    PQputCopyEnd(db, NULL) != 1) {
-		PQsetnonblocking(db, 0);
-		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
-		keep_state(NULL);
-		return -1;
-	}
+	copy.conn = db;
+	copy.buf = cb->buf;
+	copy.len = cb->len;
+	copy.off = 0;
+	copy.failed = 0;
+	copy_feed(db);
 	return 0;
+}
+
+/*
+ * Give libpq the next pieces of the COPY's rows while the socket takes
+ * them without blocking; 1 once all are given (trailer and end too).
+ */
+static int
+copy_feed(PGconn *db)
+{
+	size_t n;
+	int r;
+
+	if (db != copy.conn || copy.failed)
+		return 1;
+	while (copy.off < copy.len) {
+		if ((r = PQflush(db)) != 0) {
+			copy.failed = r < 0;
+			return copy.failed;
+		}
+		n = copy.len - copy.off < COPY_PIECE ? copy.len - copy.off :
+		    COPY_PIECE;
+		if ((r = PQputCopyData(db, copy.buf + copy.off, (int)n)) != 1) {
+			copy.failed = r < 0;
+			return copy.failed;
+		}
+		copy.off += n;
+	}
+	if (PQputCopyData(db, copy_trailer, sizeof(copy_trailer)) != 1 ||
+	    PQputCopyEnd(db, NULL) != 1)
+		copy.failed = 1;
+	copy.conn = NULL;
+	return 1;
 }
 
 /*
@@ -437,7 +504,9 @@ inv_db_pump(PGconn *db)
 {
 	if (db == NULL)
 		return;
-	if (PQisnonblocking(db))
+	if (db == copy.conn)
+		(void)copy_feed(db);
+	else if (PQisnonblocking(db))
 		(void)PQflush(db);
 	if (PQisBusy(db))
 		(void)PQconsumeInput(db);
@@ -461,15 +530,18 @@ inv_db_insert_wait(PGconn *db, char *err, size_t size)
 	PGresult *res;
 	int ok = 1, r;
 
-	while (PQisnonblocking(db) && (r = PQflush(db)) != 0) {
+	while (!copy_feed(db) || (PQisnonblocking(db) &&
+	    (r = PQflush(db)) > 0)) {
 		struct pollfd pfd = { PQsocket(db), POLLOUT, 0 };
 
-		if (r < 0)
-			break;
 		(void)poll(&pfd, 1, 1000);
 	}
+	copy.conn = NULL;
 	PQsetnonblocking(db, 0);
 	while ((res = PQgetResult(db)) != NULL) {
+		/* Rows that could not all be sent: the COPY fails whole. */
+		if (PQresultStatus(res) == PGRES_COPY_IN)
+			(void)PQputCopyEnd(db, "not every row could be sent");
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			ok = 0;
 			keep_state(res);
