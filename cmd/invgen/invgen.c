@@ -477,9 +477,10 @@ batch_print(const struct batch *bt)
 		out_write(p, bt->b_len);
 		return;
 	}
+	out_flush();
 	for (; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', end - p);
-		out_line(p, nl + 1 - p);
+		out_write(p, nl + 1 - p);
 		if (++i % 128 == 0)
 			pump();
 	}
