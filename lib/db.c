@@ -17,6 +17,21 @@
 static char last_state[6];
 static const char *pending_then;
 
+/*
+ * The COPY in flight: its rows go to libpq a piece at a time, as the
+ * socket takes them. Handed over whole, they would sit in libpq's
+ * output buffer, which moves what is left to its front after every
+ * partial send: megabytes copied again and again per batch.
+ */
+#define COPY_PIECE	65536
+static struct {
+	PGconn		*conn;
+	const char	*buf;
+	size_t		 len;
+	size_t		 off;
+	int		 failed;
+} copy;
+
 /* Keep the SQLSTATE of a failed result, for inv_db_gone(). */
 static void
 keep_state(PGresult *res)
@@ -196,114 +211,276 @@ inv_db_gone(PGconn *db)
 	    strcmp(last_state, "53300") == 0;
 }
 
-/* Take n ids from the invoices sequence, in increasing order. */
+/*
+ * Take n ids from the invoices sequence, in increasing order. The
+ * request is sent here and its answer read by inv_db_reserve_recv, so
+ * a second connection can reserve the ids of a batch while the first
+ * one copies another. The answer is the runs of consecutive ids, not
+ * each id: one row, unless another session took ids meanwhile. Ids
+ * that share v - g (g counting the calls) form a run; a run is taken
+ * only when it holds every id from its least to its greatest, which
+ * distinct ids in that many calls always do.
+ */
 int
-inv_db_reserve_ids(PGconn *db, int n, int64_t *ids, char *err, size_t size)
+inv_db_reserve_send(PGconn *db, int n, char *err, size_t size)
 {
 	char nbuf[16];
 	const char *params[1] = { nbuf };
-	PGresult *res;
-	int i;
 
 	snprintf(nbuf, sizeof(nbuf), "%d", n);
-	res = PQexecParams(db, "SELECT nextval('invoices_id_seq')"
-	    " FROM generate_series(1, $1::int)", 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != n) {
+	if (!PQsendQueryParams(db, "SELECT min(v), max(v), count(*) FROM"
+	    " (SELECT nextval('invoices_id_seq') AS v, g"
+	    " FROM generate_series(1, $1::int) AS g) AS s"
+	    " GROUP BY v - g ORDER BY 1", 1, NULL, params, NULL, NULL, 0)) {
 		seterr(err, size, "cannot reserve invoice ids",
 		    PQerrorMessage(db));
-		keep_state(res);
-		PQclear(res);
+		keep_state(NULL);
 		return -1;
 	}
-	for (i = 0; i < n; i++)
-		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-	PQclear(res);
 	return 0;
 }
 
-/* COPY text format: escape backslash, tab, newline, carriage return. */
-static size_t
-copy_escape(const char *s, char *out)
+/*
+ * The ids asked for by inv_db_reserve_send. While the answer is on its
+ * way, the COPY queued on pump (if not NULL) is kept moving. Every
+ * result is read, up to the end of the statement's transaction: only
+ * then is the sequence's advance durable, so no id taken here can be
+ * handed out again after a crash.
+ */
+/* The runs of the answer as n ids; -1 if they are not n ids in runs. */
+static int
+runs_to_ids(PGresult *res, int n, int64_t *ids)
 {
-	size_t n = 0;
+	int64_t lo, hi, cnt, v;
+	int i, k = 0;
 
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '\\': out[n++] = '\\'; out[n++] = '\\'; break;
-		case '\t': out[n++] = '\\'; out[n++] = 't'; break;
-		case '\n': out[n++] = '\\'; out[n++] = 'n'; break;
-		case '\r': out[n++] = '\\'; out[n++] = 'r'; break;
-		default: out[n++] = *s;
-		}
+	for (i = 0; i < PQntuples(res); i++) {
+		lo = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		hi = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		cnt = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		if (cnt < 1 || hi - lo + 1 != cnt || cnt > n - k)
+			return -1;
+		for (v = lo; v <= hi; v++)
+			ids[k++] = v;
 	}
-	return n;
+	return k == n ? 0 : -1;
+}
+
+int
+inv_db_reserve_recv(PGconn *db, int n, int64_t *ids, PGconn *pump, char *err,
+    size_t size)
+{
+	PGresult *res;
+	int got = 0, ok = 1;
+
+	for (;;) {
+		while (PQisBusy(db)) {
+			struct pollfd pfd[2] = {
+				{ PQsocket(db), POLLIN, 0 },
+				{ pump != NULL ? PQsocket(pump) : -1, POLLOUT, 0 }
+			};
+
+			if (pump == NULL || !PQisnonblocking(pump) ||
+			    PQflush(pump) <= 0)
+				pfd[1].fd = -1;
+			(void)poll(pfd, 2, 1000);
+			if (!PQconsumeInput(db))
+				break;
+		}
+		if ((res = PQgetResult(db)) == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !got &&
+		    runs_to_ids(res, n, ids) == 0) {
+			got = 1;
+		} else if (ok) {
+			ok = 0;
+			keep_state(res);
+		}
+		PQclear(res);
+	}
+	if (!ok || !got || PQstatus(db) != CONNECTION_OK) {
+		if (ok)
+			keep_state(NULL);
+		seterr(err, size, "cannot reserve invoice ids",
+		    PQerrorMessage(db));
+		return -1;
+	}
+	return 0;
+}
+
+int
+inv_db_reserve_ids(PGconn *db, int n, int64_t *ids, char *err, size_t size)
+{
+	if (inv_db_reserve_send(db, n, err, size) < 0)
+		return -1;
+	return inv_db_reserve_recv(db, n, ids, NULL, err, size);
 }
 
 /*
- * Insert n invoices (ids already set) with one COPY. Without a "then"
- * statement the COPY is its own transaction; with one, the COPY and that
- * statement commit together. Either every row is committed or none is.
- * inv_db_insert_send starts it and returns while the server works, so
- * the caller can prepare the next batch; inv_db_insert_wait collects
- * the outcome.
+ * COPY's binary format, so the server parses no numeric or timestamp
+ * text: a signature, flags and header extension length, then per row a
+ * field count and each field as its length and bytes, big-endian.
  */
-/* Append one invoice as a row of COPY's text format. */
+static const char copy_header[19] = "PGCOPY\n\377\r\n\0"
+    "\0\0\0\0" "\0\0\0\0";
+static const char copy_trailer[2] = "\377\377";
+
+#define PG_EPOCH_US	INT64_C(946684800000000)	/* 2000-01-01 UTC */
+#define NUMERIC_NBASE	10000
+#define NUMERIC_NEG	0x4000
+
+static char *
+put16(char *p, uint16_t v)
+{
+	p[0] = (char)(v >> 8);
+	p[1] = (char)v;
+	return p + 2;
+}
+
+static char *
+put32(char *p, uint32_t v)
+{
+	p = put16(p, (uint16_t)(v >> 16));
+	return put16(p, (uint16_t)v);
+}
+
+static char *
+put64(char *p, uint64_t v)
+{
+	p = put32(p, (uint32_t)(v >> 32));
+	return put32(p, (uint32_t)v);
+}
+
+static char *
+put_text(char *p, const char *s)
+{
+	size_t len = strlen(s);
+
+	p = put32(p, (uint32_t)len);
+	memcpy(p, s, len);
+	return p + len;
+}
+
+/*
+ * An amount in cents as a binary NUMERIC with scale 2: base-10000 digits,
+ * the weight of the first (its power of 10000), sign, display scale.
+ * The integer part takes whole digits, the cents the first fractional
+ * digit (cents * 100); zero digits at the end are left out.
+ */
+char *
+inv_db_put_numeric(char *p, int64_t cents)
+{
+	uint64_t u = cents < 0 ? (uint64_t)0 - (uint64_t)cents :
+	    (uint64_t)cents;
+	uint64_t whole = u / 100;
+	uint16_t group[8], digit[8];
+	int ngroup = 0, n = 0, i;
+
+	for (; whole > 0; whole /= NUMERIC_NBASE)
+		group[ngroup++] = (uint16_t)(whole % NUMERIC_NBASE);
+	for (i = ngroup - 1; i >= 0; i--)
+		digit[n++] = group[i];
+	digit[n++] = (uint16_t)(u % 100 * 100);
+	while (n > 0 && digit[n - 1] == 0)
+		n--;
+	p = put32(p, 8 + 2 * (uint32_t)n);
+	p = put16(p, (uint16_t)n);
+	p = put16(p, (uint16_t)(int16_t)(n == 0 ? 0 : ngroup - 1));
+	p = put16(p, cents < 0 ? NUMERIC_NEG : 0);
+	p = put16(p, 2);
+	for (i = 0; i < n; i++)
+		p = put16(p, digit[i]);
+	return p;
+}
+
+/*
+ * An invoice's date in microseconds since the epoch. Its text is
+ * RFC 3339; the whole seconds of the last one are kept, since one
+ * second holds many invoices.
+ */
+static int
+date_us(const char *date, int64_t *us)
+{
+	static __thread char last[20];
+	static __thread int64_t last_us;
+	const char *p = date + 20;
+	int64_t frac = 0;
+
+	if (strlen(date) == 27 && date[19] == '.' && date[26] == 'Z' &&
+	    memcmp(date, last, 19) == 0) {
+		for (; *p >= '0' && *p <= '9'; p++)
+			frac = frac * 10 + (*p - '0');
+		if (p == date + 26) {
+			*us = last_us + frac;
+			return 0;
+		}
+	}
+	if (inv_time_parse(date, us) < 0)
+		return -1;
+	if (strlen(date) == 27 && date[19] == '.' && date[26] == 'Z') {
+		memcpy(last, date, 19);
+		last_us = *us - *us % 1000000;
+		if (*us % 1000000 < 0)
+			last_us -= 1000000;
+	}
+	return 0;
+}
+
+/*
+ * Append one invoice as a row of COPY's binary format (the header
+ * first, when the buffer is empty). -1 when out of memory or the date
+ * is not RFC 3339.
+ */
 int
 inv_db_copy_add(struct inv_copybuf *cb, const struct inv_invoice *iv)
 {
-	char a[INV_MONEY_BUFSZ], b[INV_MONEY_BUFSZ], c[INV_MONEY_BUFSZ];
-	size_t len;
+	int64_t us;
+	char *p;
 
 	if (cb->len + INV_LINE_MAX * 2 > cb->cap) {
 		size_t cap = cb->cap == 0 ? 1 << 20 : cb->cap * 2;
-		char *p = realloc(cb->buf, cap);
 
-		if (p == NULL)
+		if ((p = realloc(cb->buf, cap)) == NULL)
 			return -1;
 		cb->buf = p;
 		cb->cap = cap;
 	}
-	len = cb->len;
-	len += sprintf(cb->buf + len, "%" PRId64 "\t", iv->id);
-	len += copy_escape(iv->number, cb->buf + len);
-	cb->buf[len++] = '\t';
-	len += copy_escape(iv->date, cb->buf + len);
-	cb->buf[len++] = '\t';
-	len += copy_escape(iv->seller, cb->buf + len);
-	cb->buf[len++] = '\t';
-	len += copy_escape(iv->buyer, cb->buf + len);
-	len += sprintf(cb->buf + len, "\t%s\t%s\t%s\n",
-	    inv_money_format(iv->subtotal, a, sizeof(a)),
-	    inv_money_format(iv->vat, b, sizeof(b)),
-	    inv_money_format(iv->total, c, sizeof(c)));
-	cb->len = len;
+	if (date_us(iv->date, &us) < 0)
+		return -1;
+	p = cb->buf + cb->len;
+	if (cb->len == 0) {
+		memcpy(p, copy_header, sizeof(copy_header));
+		p += sizeof(copy_header);
+	}
+	p = put16(p, 8);
+	p = put32(p, 8);
+	p = put64(p, (uint64_t)iv->id);
+	p = put_text(p, iv->number);
+	p = put32(p, 8);
+	p = put64(p, (uint64_t)(us - PG_EPOCH_US));
+	p = put_text(p, iv->seller);
+	p = put_text(p, iv->buyer);
+	p = inv_db_put_numeric(p, iv->subtotal);
+	p = inv_db_put_numeric(p, iv->vat);
+	p = inv_db_put_numeric(p, iv->total);
+	cb->len = p - cb->buf;
 	return 0;
 }
 
-int
-inv_db_insert_send(PGconn *db, const struct inv_invoice *iv, int n,
-    const char *then, char *err, size_t size)
-{
-	static struct inv_copybuf cb;
-	int i;
+static int copy_feed(PGconn *);
 
-	cb.len = 0;
-	for (i = 0; i < n; i++) {
-		if (inv_db_copy_add(&cb, &iv[i]) < 0) {
-			seterr(err, size, "cannot insert invoices", "out of memory");
-			return -1;
-		}
-	}
-	return inv_db_copy_send(db, &cb, then, err, size);
-}
-
-/* Start the COPY of rows already formatted (inv_db_copy_add). */
+/*
+ * Insert the rows of cb (inv_db_copy_add, ids already set) with one
+ * COPY. Without a "then" statement the COPY is its own transaction;
+ * with one, the COPY and that statement commit together. Either every
+ * row is committed or none is. inv_db_copy_send starts it and returns
+ * while the server works, so the caller can prepare the next batch;
+ * inv_db_insert_wait collects the outcome.
+ */
 int
 inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
     char *err, size_t size)
 {
-	const char *buf = cb->buf;
-	size_t len = cb->len;
 	PGresult *res;
 
 	last_state[0] = '\0';
@@ -321,7 +498,7 @@ inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
 	}
 	res = PQexec(db, "COPY invoices (id, invoice_number, invoice_date,"
 	    " seller_name, buyer_name, subtotal, vat_amount, total_amount)"
-	    " FROM STDIN");
+	    " FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
 		keep_state(res);
@@ -330,27 +507,69 @@ inv_db_copy_send(PGconn *db, const struct inv_copybuf *cb, const char *then,
 	}
 	PQclear(res);
 	/*
-	 * Queue the rows without waiting for the server to take them:
+	 * Send the rows without waiting for the server to take them:
 	 * inv_db_pump moves them on while the caller works, and
 	 * inv_db_insert_wait sends the rest.
 	 */
 	PQsetnonblocking(db, 1);
-	if (PQputCopyData(db, buf, (int)len) != 1 ||
-	    PQputCopyEnd(db, NULL) != 1) {
-		PQsetnonblocking(db, 0);
-		seterr(err, size, "cannot insert invoices", PQerrorMessage(db));
-		keep_state(NULL);
-		return -1;
-	}
+	copy.conn = db;
+	copy.buf = cb->buf;
+	copy.len = cb->len;
+	copy.off = 0;
+	copy.failed = 0;
+	copy_feed(db);
 	return 0;
 }
 
-/* Send what is queued, as far as the socket takes it without blocking. */
+/*
+ * Give libpq the next pieces of the COPY's rows while the socket takes
+ * them without blocking; 1 once all are given (trailer and end too).
+ */
+static int
+copy_feed(PGconn *db)
+{
+	size_t n;
+	int r;
+
+	if (db != copy.conn || copy.failed)
+		return 1;
+	while (copy.off < copy.len) {
+		if ((r = PQflush(db)) != 0) {
+			copy.failed = r < 0;
+			return copy.failed;
+		}
+		n = copy.len - copy.off < COPY_PIECE ? copy.len - copy.off :
+		    COPY_PIECE;
+		if ((r = PQputCopyData(db, copy.buf + copy.off, (int)n)) != 1) {
+			copy.failed = r < 0;
+			return copy.failed;
+		}
+		copy.off += n;
+	}
+	if (PQputCopyData(db, copy_trailer, sizeof(copy_trailer)) != 1 ||
+	    PQputCopyEnd(db, NULL) != 1)
+		copy.failed = 1;
+	copy.conn = NULL;
+	return 1;
+}
+
+/*
+ * Without blocking: send what is queued, as far as the socket takes it,
+ * and take in what the server has sent for a statement in progress. A
+ * large result would otherwise fill the socket, and the server would
+ * wait for it to be read before finishing the statement.
+ */
 void
 inv_db_pump(PGconn *db)
 {
-	if (PQisnonblocking(db))
+	if (db == NULL)
+		return;
+	if (db == copy.conn)
+		(void)copy_feed(db);
+	else if (PQisnonblocking(db))
 		(void)PQflush(db);
+	if (PQisBusy(db))
+		(void)PQconsumeInput(db);
 }
 
 static int
@@ -371,15 +590,18 @@ inv_db_insert_wait(PGconn *db, char *err, size_t size)
 	PGresult *res;
 	int ok = 1, r;
 
-	while (PQisnonblocking(db) && (r = PQflush(db)) != 0) {
+	while (!copy_feed(db) || (PQisnonblocking(db) &&
+	    (r = PQflush(db)) > 0)) {
 		struct pollfd pfd = { PQsocket(db), POLLOUT, 0 };
 
-		if (r < 0)
-			break;
 		(void)poll(&pfd, 1, 1000);
 	}
+	copy.conn = NULL;
 	PQsetnonblocking(db, 0);
 	while ((res = PQgetResult(db)) != NULL) {
+		/* Rows that could not all be sent: the COPY fails whole. */
+		if (PQresultStatus(res) == PGRES_COPY_IN)
+			(void)PQputCopyEnd(db, "not every row could be sent");
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			ok = 0;
 			keep_state(res);
@@ -397,11 +619,12 @@ inv_db_insert_wait(PGconn *db, char *err, size_t size)
 	return 0;
 }
 
+/* Send and wait: the rows are committed, or -1 and none of them is. */
 int
-inv_db_insert(PGconn *db, const struct inv_invoice *iv, int n,
-    const char *then, char *err, size_t size)
+inv_db_copy(PGconn *db, const struct inv_copybuf *cb, const char *then,
+    char *err, size_t size)
 {
-	if (inv_db_insert_send(db, iv, n, then, err, size) < 0) {
+	if (inv_db_copy_send(db, cb, then, err, size) < 0) {
 		if (then != NULL && !inv_db_gone(db))
 			PQclear(PQexec(db, "ROLLBACK"));
 		return -1;

@@ -26,6 +26,7 @@ int64_t	 inv_mono_ns(void);
 int64_t	 inv_real_us(void);
 char	*inv_time_format(int64_t, char *, size_t);
 int	 inv_time_parse(const char *, int64_t *);
+int	 inv_sched_slice(int64_t);
 const char *inv_getenv(const char *);
 
 /* xoshiro256**, seeded through splitmix64: fast, and the same everywhere. */

@@ -27,8 +27,10 @@
 #include "rds.h"
 #include "util.h"
 
-#define BATCH_MAX	5000		/* invoices in one COPY */
+#define BATCH_MAX	5000		/* invoices in one COPY on a schedule */
+#define FAST_MAX	20000		/* invoices in one COPY at -r 0 */
 #define RETRY_FOR_S	60		/* give up on PostgreSQL after this */
+#define SCHED_SLICE_NS	100000		/* on a schedule; the kernel's least */
 
 static int64_t	 rate_milli = 5000;	/* invoices per 1000 s */
 static long long duration = 300;
@@ -42,6 +44,7 @@ static int	 no_db;
 static int	 retry_for = RETRY_FOR_S;
 
 static PGconn	*db;
+static PGconn	*idc;			/* -r 0: reserves ids while db copies */
 static const char *db_url;
 static struct inv_rng rng;
 static volatile sig_atomic_t stopping;
@@ -89,13 +92,13 @@ halted(void)
 }
 
 static void
-out_flush(void)
+out_write(const char *buf, size_t len)
 {
 	size_t off = 0;
 	ssize_t n;
 
-	while (off < outlen) {
-		n = write(STDOUT_FILENO, outbuf + off, outlen - off);
+	while (off < len) {
+		n = write(STDOUT_FILENO, buf + off, len - off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -105,6 +108,12 @@ out_flush(void)
 		}
 		off += n;
 	}
+}
+
+static void
+out_flush(void)
+{
+	out_write(outbuf, outlen);
 	outlen = 0;
 }
 
@@ -180,27 +189,41 @@ make_invoice(struct inv_invoice *iv, int64_t id, int64_t date_us)
 	iv->total = iv->subtotal + iv->vat;
 }
 
-static void
-connect_db(void)
+/*
+ * Connect (again) in place of old, retrying with backoff for
+ * --retry-for seconds. An outage is told once, though both connections
+ * of -r 0 go through it.
+ */
+static PGconn *
+connect_to(PGconn *old)
 {
+	static int outage;	/* told of, and not yet of its end */
 	char err[512];
 	int64_t delay_ms = 100, deadline = inv_mono_ns() +
 	    (int64_t)retry_for * 1000000000;
-	int said = 0;
+	PGconn *c;
 
-	PQfinish(db);
-	while ((db = inv_db_connect(db_url, err, sizeof(err))) == NULL) {
+	PQfinish(old);
+	while ((c = inv_db_connect(db_url, err, sizeof(err))) == NULL) {
 		if (strstr(err, "no invoices table") != NULL)
 			inv_errx(EX_UNAVAILABLE, "%s", err);
 		if (inv_mono_ns() > deadline || stopping)
 			inv_errx(EX_UNAVAILABLE, "%s; giving up", err);
-		if (!said++)
+		if (!outage++)
 			inv_warnx("%s; retrying", err);
 		usleep(delay_ms * 1000);
 		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
 	}
-	if (said)
+	if (outage)
 		inv_warnx("connected to PostgreSQL again");
+	outage = 0;
+	return c;
+}
+
+static void
+connect_db(void)
+{
+	db = connect_to(db);
 }
 
 /*
@@ -237,11 +260,12 @@ recover(const char *err, const int64_t *ids, int n)
  * was in flight committed, so nothing is lost and nothing doubled.
  */
 static void
-persist(struct inv_invoice *iv, int n, int64_t *ids, const char *then)
+persist(const struct inv_copybuf *rows, const int64_t *ids, int n,
+    const char *then)
 {
 	char err[512];
 
-	while (inv_db_insert(db, iv, n, then, err, sizeof(err)) < 0)
+	while (inv_db_copy(db, rows, then, err, sizeof(err)) < 0)
 		if (recover(err, ids, n))
 			return;
 }
@@ -331,82 +355,190 @@ print_batch(const struct inv_invoice *iv, int n)
 }
 
 /*
- * Make n invoices with the given ids, and their COPY rows: this runs
- * while the server works on the previous batch.
+ * A batch of -r 0, made while the one before it is committed: its ids,
+ * its COPY rows, and its lines, printed once it is committed.
+ */
+struct batch {
+	int		 b_n;
+	long long	 b_first;	/* index of its first invoice */
+	int64_t		 b_ids[FAST_MAX];
+	int		 b_asked;	/* its ids are asked of idc */
+	struct inv_copybuf b_rows;
+	char		*b_lines;
+	size_t		 b_len;
+	size_t		 b_cap;
+	int		 b_sent;	/* its COPY is on its way */
+	char		 b_err[512];
+};
+
+/* Keep the COPY in flight and the ids on their way moving. */
+static void
+pump(void)
+{
+	inv_db_pump(db);
+	inv_db_pump(idc);
+}
+
+static void
+take(struct batch *bt, long long *next, long long total)
+{
+	bt->b_n = halted() ? 0 : (int)(total - *next < FAST_MAX ?
+	    total - *next : FAST_MAX);
+	bt->b_first = *next;
+	*next += bt->b_n;
+}
+
+/* Ask idc for the batch's ids; they are read by ids_take. */
+static void
+ids_ask(struct batch *bt, char *err, size_t size)
+{
+	bt->b_asked = bt->b_n > 0 &&
+	    inv_db_reserve_send(idc, bt->b_n, err, size) == 0;
+}
+
+/*
+ * The batch's ids, keeping db's COPY moving meanwhile. When idc broke,
+ * it reconnects and asks again.
  */
 static void
-fill_batch(struct inv_invoice *iv, const int64_t *ids, int n, long long k,
-    struct inv_copybuf *cb)
+ids_take(struct batch *bt)
 {
+	char err[512] = "cannot reserve invoice ids";
+
+	if (bt->b_n == 0)
+		return;
+	while (!bt->b_asked || inv_db_reserve_recv(idc, bt->b_n, bt->b_ids,
+	    db, err, sizeof(err)) < 0) {
+		if (!inv_db_gone(idc))
+			inv_errx(EX_SOFTWARE, "%s", err);
+		idc = connect_to(idc);
+		ids_ask(bt, err, sizeof(err));
+	}
+	bt->b_asked = 0;
+}
+
+static void
+fill_batch(struct batch *bt)
+{
+	static struct inv_invoice iv;
 	int i;
 
-	cb->len = 0;
-	for (i = 0; i < n; i++) {
-		make_invoice(&iv[i], ids[i], have_start ?
-		    start_us + (k + i) * 1000 : inv_real_us());
-		if (inv_db_copy_add(cb, &iv[i]) < 0)
+	bt->b_rows.len = 0;
+	bt->b_len = 0;
+	for (i = 0; i < bt->b_n; i++) {
+		make_invoice(&iv, bt->b_ids[i], have_start ?
+		    start_us + (bt->b_first + i) * 1000 : inv_real_us());
+		if (bt->b_cap - bt->b_len < INV_LINE_MAX) {
+			size_t cap = bt->b_cap == 0 ? 1 << 22 : bt->b_cap * 2;
+			char *p = realloc(bt->b_lines, cap);
+
+			if (p == NULL)
+				inv_errx(EX_OSERR, "out of memory");
+			bt->b_lines = p;
+			bt->b_cap = cap;
+		}
+		bt->b_len += inv_invoice_format(&iv, bt->b_lines + bt->b_len,
+		    bt->b_cap - bt->b_len);
+		if (inv_db_copy_add(&bt->b_rows, &iv) < 0)
 			inv_errx(EX_OSERR, "out of memory");
 		if (i % 128 == 0)
-			inv_db_pump(db);	/* keep the COPY in flight moving */
+			pump();
+	}
+}
+
+static void
+batch_send(struct batch *bt, int slot)
+{
+	bt->b_sent = inv_db_copy_send(db, &bt->b_rows, then_for(slot,
+	    bt->b_ids, bt->b_n), bt->b_err, sizeof(bt->b_err)) == 0;
+}
+
+/* Wait for the batch's commit; a broken connection is recovered. */
+static void
+batch_wait(struct batch *bt, int slot)
+{
+	if (bt->b_sent && inv_db_insert_wait(db, bt->b_err,
+	    sizeof(bt->b_err)) == 0)
+		return;
+	if (!recover(bt->b_err, bt->b_ids, bt->b_n))
+		persist(&bt->b_rows, bt->b_ids, bt->b_n, then_for(slot,
+		    bt->b_ids, bt->b_n));
+}
+
+/* Committed lines: one write each on a pipe, in one block to a file. */
+static void
+batch_print(const struct batch *bt)
+{
+	const char *p = bt->b_lines, *end = p + bt->b_len, *nl;
+	int i = 0;
+
+	if (out_buffered) {
+		out_flush();
+		out_write(p, bt->b_len);
+		return;
+	}
+	out_flush();
+	for (; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', end - p);
+		out_write(p, nl + 1 - p);
+		if (++i % 128 == 0)
+			pump();
 	}
 }
 
 /*
  * -r 0 into PostgreSQL: three batches in turn. While the server inserts
  * and commits one, invgen prints the one before it (already committed)
- * and generates the one after it (its ids reserved ahead), so the
- * database, not invgen, sets the pace.
+ * and makes the one after it, whose ids a second connection reserves
+ * meanwhile; the next COPY is sent the moment one commits. So the
+ * server goes from one COPY to the next without waiting on invgen.
  */
 static long long
-run_fast(long long k, long long total, int64_t t0)
+run_fast(long long k, long long total)
 {
-	static struct inv_invoice iv[3][BATCH_MAX];
-	static int64_t ids[3][BATCH_MAX];
-	static struct inv_copybuf cb[3];
-	char err[3][512];
-	int n[3], sent[3], b = 0, nb, nbb;
-	long long next = k;
+	static struct batch bt[3];
+	char err[512];
+	long long next = k;	/* the first invoice in no batch yet */
+	PGresult *res;
+	int b, nb, nbb;
 
-#define TAKE() (int)(total - next < BATCH_MAX ? total - next : BATCH_MAX)
-	n[0] = TAKE(); next += n[0];
-	n[1] = TAKE(); next += n[1];
-	if (n[0] > 0)
-		reserve(ids[0], n[0]);
-	if (n[1] > 0)
-		reserve(ids[1], n[1]);
-	fill_batch(iv[0], ids[0], n[0], k, &cb[0]);
-	if (n[0] > 0)
-		sent[0] = inv_db_copy_send(db, &cb[0],
-		    then_for(0, ids[0], n[0]), err[0], sizeof(err[0])) == 0;
-	fill_batch(iv[1], ids[1], n[1], k + n[0], &cb[1]);
-	while (n[b] > 0) {
-		if (!sent[b] || inv_db_insert_wait(db, err[b],
-		    sizeof(err[b])) < 0) {
-			if (!recover(err[b], ids[b], n[b]))
-				persist(iv[b], n[b], ids[b],
-				    then_for(b, ids[b], n[b]));
-		}
+	if (idc == NULL)
+		idc = connect_to(NULL);
+	take(&bt[0], &next, total);
+	ids_ask(&bt[0], err, sizeof(err));
+	ids_take(&bt[0]);
+	take(&bt[1], &next, total);
+	ids_ask(&bt[1], err, sizeof(err));
+	fill_batch(&bt[0]);
+	if (bt[0].b_n > 0)
+		batch_send(&bt[0], 0);
+	ids_take(&bt[1]);
+	take(&bt[2], &next, total);
+	ids_ask(&bt[2], err, sizeof(err));
+	fill_batch(&bt[1]);
+	for (b = 0; bt[b].b_n > 0; b = nb) {
 		nb = (b + 1) % 3;
 		nbb = (b + 2) % 3;
+		batch_wait(&bt[b], b);
 		if (wait_mode && inv_mono_ns() >= next_check)
 			check_control();
-		n[nbb] = halted() ? 0 : TAKE();
-		next += n[nbb];
-		if (n[nbb] > 0)
-			reserve(ids[nbb], n[nbb]);
 		if (halted())
-			n[nb] = 0;	/* generated, never committed: dropped */
-		if (n[nb] > 0)
-			sent[nb] = inv_db_copy_send(db, &cb[nb],
-			    then_for(nb, ids[nb], n[nb]), err[nb],
-			    sizeof(err[nb])) == 0;
-		print_batch(iv[b], n[b]);
-		k += n[b];
-		after_batch(k, ids[b][n[b] - 1]);
-		fill_batch(iv[nbb], ids[nbb], n[nbb], next - n[nbb], &cb[nbb]);
-		b = nb;
+			bt[nb].b_n = bt[nbb].b_n = 0;	/* never committed */
+		if (bt[nb].b_n > 0)
+			batch_send(&bt[nb], nb);
+		batch_print(&bt[b]);
+		k += bt[b].b_n;
+		after_batch(k, bt[b].b_ids[bt[b].b_n - 1]);
+		ids_take(&bt[nbb]);
+		take(&bt[b], &next, total);
+		ids_ask(&bt[b], err, sizeof(err));
+		fill_batch(&bt[nbb]);
 	}
-#undef TAKE
+	/* Ids asked for a batch that a halt dropped: let them go. */
+	while ((res = PQgetResult(idc)) != NULL)
+		PQclear(res);
+	for (b = 0; b < 3; b++)
+		bt[b].b_asked = 0;
 	return k;
 }
 
@@ -429,11 +561,17 @@ run(long long k, long long total, int64_t t0, int64_t base_us)
 {
 	static struct inv_invoice iv[BATCH_MAX];
 	static int64_t ids[BATCH_MAX];
+	static struct inv_copybuf rows;
 	int64_t period, lead = 0, now;
 	int i, n;
 
+	/*
+	 * On a schedule, short time slices: a busy machine then delays the
+	 * wake-ups less. As fast as possible, the kernel's own.
+	 */
+	(void)inv_sched_slice(rate_milli > 0 ? SCHED_SLICE_NS : 0);
 	if (rate_milli == 0 && db != NULL)
-		return run_fast(k, total, t0);
+		return run_fast(k, total);
 	if (rate_milli == 0) {
 		while (k < total && !halted()) {
 			n = total - k < BATCH_MAX ? (int)(total - k) : BATCH_MAX;
@@ -464,8 +602,13 @@ run(long long k, long long total, int64_t t0, int64_t base_us)
 			make_invoice(&iv[i], db != NULL ? ids[i] : k + i + 1,
 			    base_us + (int64_t)((__int128)(k + i) *
 			    1000000000LL / rate_milli));
-		if (db != NULL)
-			persist(iv, n, ids, then_for(0, ids, n));
+		if (db != NULL) {
+			rows.len = 0;
+			for (i = 0; i < n; i++)
+				if (inv_db_copy_add(&rows, &iv[i]) < 0)
+					inv_errx(EX_OSERR, "out of memory");
+			persist(&rows, ids, n, then_for(0, ids, n));
+		}
 		/* Committed: each is printed, on time or, if halted, now. */
 		for (i = 0; i < n; i++) {
 			sleep_until(due_at(t0, k + i));
@@ -816,6 +959,7 @@ main(int argc, char *argv[])
 		wait_loop();
 		out_flush();
 		PQfinish(db);
+		PQfinish(idc);
 		redisFree(rc);
 		return 0;
 	}
@@ -826,5 +970,6 @@ main(int argc, char *argv[])
 	out_flush();
 	show_progress(done, count, t0, 1);
 	PQfinish(db);
+	PQfinish(idc);
 	return 0;
 }
