@@ -55,6 +55,14 @@
 	F(int, PQsetnonblocking, (PGconn *conn, int arg), (conn, arg))	\
 	F(int, PQisnonblocking, (const PGconn *conn), (conn))		\
 	F(int, PQflush, (PGconn *conn), (conn))				\
+	F(int, PQconsumeInput, (PGconn *conn), (conn))			\
+	F(int, PQisBusy, (PGconn *conn), (conn))			\
+	F(int, PQsendQueryParams, (PGconn *conn, const char *command,	\
+	    int nParams, const Oid *paramTypes,				\
+	    const char *const *paramValues, const int *paramLengths,	\
+	    const int *paramFormats, int resultFormat),			\
+	    (conn, command, nParams, paramTypes, paramValues,		\
+	    paramLengths, paramFormats, resultFormat))			\
 	F(ExecStatusType, PQresultStatus, (const PGresult *res), (res))	\
 	F(char *, PQresultErrorMessage, (const PGresult *res), (res))	\
 	F(char *, PQresultErrorField, (const PGresult *res,		\
