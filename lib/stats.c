@@ -51,7 +51,10 @@
  * highest id written to stdout, or "0"; ARGV[3] n invoices; ARGV[4] "s":
  * ids strictly increasing and all above last_id (else {0}), sums
  * ARGV[5..7], the ids from ARGV[8]; or "l": n quadruples id, subtotal,
- * vat, total from ARGV[5]. Returns {1, fields...}, {0} or {-1}.
+ * vat, total from ARGV[5]. Returns {1, fields..., low}, {0} or {-1}:
+ * low is how many ids were at or below the floor, where a line is
+ * normally a repeat, but may be a row that committed after the floor
+ * passed it, which only a check below the floor finds.
  */
 static const char count_lua[] =
 	LUA_GT
@@ -70,7 +73,7 @@ static const char count_lua[] =
 	" 'total', '0', 'last_id', '0', 'floor', '0')\n"
 	"  last, floor = '0', '0'\n"
 	"end\n"
-	"local n = tonumber(ARGV[3])\n"
+	"local n, low = tonumber(ARGV[3]), 0\n"
 	"if n > 0 and ARGV[4] == 's' then\n"
 	"  if not gt(ARGV[8], last) then return {0} end\n"
 	"  redis.call('HINCRBY', k, 'count', n)\n"
@@ -92,7 +95,8 @@ static const char count_lua[] =
 	"    local b = 5 + i * 4\n"
 	"    local id, new = ARGV[b]\n"
 	"    if only then new = gt(id, last)\n"
-	"    else new = gt(id, floor) and not redis.call('ZSCORE', z, id) end\n"
+	"    elseif gt(id, floor) then new = not redis.call('ZSCORE', z, id)\n"
+	"    else low = low + 1 end\n"
 	"    if new then\n"
 	"      redis.call('HINCRBY', k, 'count', 1)\n"
 	"      redis.call('HINCRBY', k, 'subtotal', ARGV[b + 1])\n"
@@ -107,7 +111,7 @@ static const char count_lua[] =
 	"if only then redis.call('HSET', k, 'floor', last) end\n"
 	"local r = redis.call('HMGET', k, 'count', 'subtotal', 'vat', 'total',"
 	" 'last_id')\n"
-	"return {1, r[1], r[2], r[3], r[4], r[5]}\n";
+	"return {1, r[1], r[2], r[3], r[4], r[5], low}\n";
 
 /*
  * The hash and the size of the set, in one snapshot. KEYS[1] NS:stats,
@@ -254,7 +258,9 @@ script_reply(const redisReply *r, struct inv_stats *st)
 		return -2;
 	if (r->element[0]->integer != 1 || st == NULL)
 		return (int)r->element[0]->integer;
-	if (r->elements != 6 || parse_fields(r->element + 1, st) < 0)
+	/* The count script adds how many ids were below the floor. */
+	if (r->elements < 6 || r->elements > 7 ||
+	    parse_fields(r->element + 1, st) < 0)
 		return -2;
 	return 1;
 }
@@ -423,8 +429,10 @@ stats_keys(char keys[2][128])
  * Count items[0..n) into NS:stats, each at most once (count_lua); n may
  * be 0, to raise NS:fwd alone. only: there is no database, the items
  * are the only source. fwd: the highest id written downstream, or 0.
- * Returns 1 with st (if not NULL) as the hash is now, 0 when the hash
- * is gone (rebuild first), INV_STATS_EREDIS with err set.
+ * Returns 1 with st (if not NULL) as the hash is now, 2 the same but
+ * some ids were at or below the floor and not counted (repeats, or rows
+ * that committed late: the caller checks below the floor), 0 when the
+ * hash is gone (rebuild first), INV_STATS_EREDIS with err set.
  */
 int
 inv_stats_count(redisContext *rc, const struct inv_counted *items,
@@ -438,7 +446,7 @@ inv_stats_count(redisContext *rc, const struct inv_counted *items,
 	char keys[3][128];
 	size_t argc, need = 16 + 4 * n, i, j;
 	int64_t sum[3] = { 0, 0, 0 };
-	int monotone = 1, list = 0, rv;
+	int monotone = 1, list = 0, low, rv;
 	redisReply *r;
 
 	if (need > argv_cap) {
@@ -501,6 +509,9 @@ again:
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
 		return redis_failed(rc, r, what, err, size);
 	rv = script_reply(r, st != NULL ? st : &(struct inv_stats){ 0 });
+	low = rv == 1 && r->elements == 7 &&
+	    r->element[6]->type == REDIS_REPLY_INTEGER &&
+	    r->element[6]->integer > 0;
 	freeReplyObject(r);
 	if (rv == 0 && !list) {
 		/* Some ids are not above last_id: count one by one. */
@@ -508,7 +519,7 @@ again:
 		goto again;
 	}
 	if (rv == 1)
-		return 1;
+		return low ? 2 : 1;
 	if (rv == -1)
 		return 0;
 	return bad_reply(what, err, size);

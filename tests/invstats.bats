@@ -398,6 +398,26 @@ has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
 	[ "$(stats_redis)" = "$(stats_db)" ]
 }
 
+@test "regression: the line of a row committed below the floor, once idle, is counted at once" {
+	# the floor has passed a reserved id and every row above it is
+	# counted, so nothing is due to settle; then the row commits and its
+	# line comes: it must not wait for the end of input
+	late=$(db -c "SELECT nextval('invoices_id_seq')")
+	mkfifo "$T/in"
+	invstats < "$T/in" > /dev/null &
+	PIDS=$!
+	exec 7> "$T/in"
+	invgen -q -r 0 -n 200 >&7
+	wait_for 20 sh -c '[ "$(redis-cli -s "$1" HGET inv:stats floor)" -gt "$2" ]' _ "$REDIS_SOCK" "$late"
+	db -c "INSERT INTO invoices (id, invoice_number, invoice_date, seller_name, buyer_name, subtotal, vat_amount, total_amount)
+	    VALUES ($late, 'LATE-$late', now(), 'a', 'b', 10.00, 1.50, 11.50)"
+	line_of "$late" 1000 >&7
+	wait_for 10 same_stats
+	exec 7>&-
+	wait $PIDS
+	[ "$(rcli HGET inv:stats count)" -eq 201 ]
+}
+
 @test "after a rebuild, a row committed late just below the highest id is counted, no second rebuild" {
 	late=$(db -c "SELECT nextval('invoices_id_seq')")
 	invgen -q -r 0 -n 100 | invstats -q > /dev/null

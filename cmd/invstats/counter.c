@@ -273,11 +273,21 @@ update(const struct inv_counted *items, size_t n, int64_t fwd)
 		redis_lost(err);
 		return -1;
 	}
-	if (rv == 1) {
+	if (rv >= 1) {
 		dirty = 1;
 		fwd_done = fwd;
 		if (n > 0 && cf->cf_db != NULL && settle_at == 0)
 			settle_at = inv_mono_ns() + ms(SETTLE_MS);
+	}
+	if (rv == 2) {
+		/*
+		 * A line at or below the floor: a repeat, or a row another
+		 * writer committed after the floor passed it. Only the
+		 * check below the floor tells; have the next settle do it.
+		 */
+		settle_st.se_full_at = 0;
+		settle_at = inv_mono_ns();
+		rv = 1;
 	}
 	return rv;
 }
