@@ -212,6 +212,17 @@ inv_db_gone(PGconn *db)
 }
 
 /*
+ * True when a statement failed on a unique key (SQLSTATE 23505). For
+ * invgen, whose ids all come from the sequence, that is a batch sent
+ * again meeting its own rows.
+ */
+int
+inv_db_duplicate(PGconn *db)
+{
+	return db != NULL && strcmp(last_state, "23505") == 0;
+}
+
+/*
  * Take n ids from the invoices sequence, in increasing order. The
  * request is sent here and its answer read by inv_db_reserve_recv, so
  * a second connection can reserve the ids of a batch while the first

@@ -36,6 +36,7 @@ void		 inv_db_pump(PGconn *);
 int		 inv_db_count_ids(PGconn *, const int64_t *, int, char *,
 		    size_t);
 int		 inv_db_gone(PGconn *);
+int		 inv_db_duplicate(PGconn *);
 int64_t		 inv_db_cycle_begin(PGconn *, const char *, int64_t, int64_t,
 		    char *, size_t);
 char		*inv_db_cycle_then(PGconn *, const char *, int, int64_t, char *,

@@ -230,19 +230,31 @@ connect_db(void)
  * After a failed insert: when the connection broke, reconnect and ask
  * the database whether the batch (known by its ids) committed. Returns
  * 1 if it did, 0 if it must be sent again; any other failure is fatal.
+ *
+ * A batch sent again can also fail on its own ids: the connection broke
+ * while the server was still committing the first copy (a slow fsync, a
+ * synchronous replica), the count on the new connection found nothing,
+ * and the commit landed after. The second COPY then waits for the first
+ * and fails on the primary key; the ids say whether it committed whole.
  */
 static int
 recover(const char *err, const int64_t *ids, int n)
 {
 	char err2[512];
-	int found;
+	int found, again;
 
-	if (!inv_db_gone(db))
-		inv_errx(EX_SOFTWARE, "%s", err);
-	inv_warnx("%s", err);
+	if ((again = inv_db_duplicate(db)) == 0) {
+		if (!inv_db_gone(db))
+			inv_errx(EX_SOFTWARE, "%s", err);
+		inv_warnx("%s", err);
+	}
 	for (;;) {
-		connect_db();
+		if (!again)
+			connect_db();
 		found = inv_db_count_ids(db, ids, n, err2, sizeof(err2));
+		if (again && found >= 0 && found != n)
+			inv_errx(EX_SOFTWARE, "%s", err);
+		again = 0;
 		if (found >= 0)
 			break;
 		if (!inv_db_gone(db))
