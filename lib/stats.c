@@ -166,22 +166,32 @@ static const char floor_lua[] =
 	"return {1}\n";
 
 /*
- * Rebuild: the aggregate of the table up to FLOOR_LAG_IDS below its
- * highest id is built aside in a temp key and RENAMEd over NS:stats,
- * with the floor and last_id at the highest id it holds, and the set is
- * emptied. The newer rows, and what writers counted there, are for the
- * catch-up that follows every rebuild to count from the database, one
- * by one. KEYS[1] temp key, KEYS[2] NS:stats, KEYS[3] NS:stats:ids;
- * ARGV count, subtotal, vat, total, last_id. Returns {1, fields...}.
+ * Rebuild, the first step: a temp hash holding the aggregate of the
+ * table up to FLOOR_LAG_IDS below its highest id, with the floor and
+ * last_id at the highest id it holds, and no temp set. KEYS[1] temp
+ * hash, KEYS[2] temp set; ARGV count, subtotal, vat, total, last_id.
  */
 static const char rebuild_lua[] =
-	"redis.call('DEL', KEYS[1])\n"
+	"redis.call('DEL', KEYS[1], KEYS[2])\n"
 	"redis.call('HSET', KEYS[1], 'count', ARGV[1], 'subtotal', ARGV[2],"
 	" 'vat', ARGV[3], 'total', ARGV[4], 'last_id', ARGV[5],"
 	" 'floor', ARGV[5])\n"
-	"redis.call('RENAME', KEYS[1], KEYS[2])\n"
-	"redis.call('DEL', KEYS[3])\n"
-	"return {1, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]}\n";
+	"return {1}\n";
+
+/*
+ * Rebuild, the last step: the temp hash and set, complete, take the
+ * place of NS:stats and NS:stats:ids together (an empty set is no key,
+ * so none replaces the old one). KEYS[1] temp hash, KEYS[2] temp set,
+ * KEYS[3] NS:stats, KEYS[4] NS:stats:ids. Returns {1, fields...}.
+ */
+static const char swap_lua[] =
+	"redis.call('RENAME', KEYS[1], KEYS[3])\n"
+	"if redis.call('EXISTS', KEYS[2]) == 1 then\n"
+	"  redis.call('RENAME', KEYS[2], KEYS[4])\n"
+	"else redis.call('DEL', KEYS[4]) end\n"
+	"local r = redis.call('HMGET', KEYS[3], 'count', 'subtotal', 'vat',"
+	" 'total', 'last_id')\n"
+	"return {1, r[1], r[2], r[3], r[4], r[5]}\n";
 
 /* Mean of total_amount in cents, rounded half-up; 0 with no invoices. */
 int64_t
@@ -426,24 +436,24 @@ stats_keys(char keys[2][128])
 }
 
 /*
- * Count items[0..n) into NS:stats, each at most once (count_lua); n may
- * be 0, to raise NS:fwd alone. only: there is no database, the items
- * are the only source. fwd: the highest id written downstream, or 0.
+ * Count items[0..n) into the hash keys[0] with the set keys[1], each at
+ * most once (count_lua); n may be 0, to raise NS:fwd (keys[2]) alone.
+ * only: there is no database, the items are the only source. fwd: the
+ * highest id written downstream, or 0.
  * Returns 1 with st (if not NULL) as the hash is now, 2 the same but
  * some ids were at or below the floor and not counted (repeats, or rows
  * that committed late: the caller checks below the floor), 0 when the
  * hash is gone (rebuild first), INV_STATS_EREDIS with err set.
  */
-int
-inv_stats_count(redisContext *rc, const struct inv_counted *items,
-    size_t n, int only, int64_t fwd, struct inv_stats *st, char *err,
-    size_t size)
+static int
+count_into(redisContext *rc, char keys[3][128],
+    const struct inv_counted *items, size_t n, int only, int64_t fwd,
+    struct inv_stats *st, char *err, size_t size)
 {
 	static const char what[] = "cannot update statistics in Redis";
 	static const char **argv;
 	static char (*num)[24];
 	static size_t argv_cap;
-	char keys[3][128];
 	size_t argc, need = 16 + 4 * n, i, j;
 	int64_t sum[3] = { 0, 0, 0 };
 	int monotone = 1, list = 0, low, rv;
@@ -465,8 +475,6 @@ inv_stats_count(redisContext *rc, const struct inv_counted *items,
 		}
 		argv_cap = need;
 	}
-	stats_keys(keys);
-	inv_key(keys[2], sizeof(keys[2]), "fwd");
 	for (i = 0; i < n; i++) {
 		if (i > 0 && items[i].c_id <= items[i - 1].c_id)
 			monotone = 0;
@@ -525,37 +533,17 @@ again:
 	return bad_reply(what, err, size);
 }
 
-/*
- * Recompute NS:stats from the whole table, atomically: readers see the
- * old hash or the new one, never a half-built one. What the new hash
- * lacks above its floor is for a catch-up to add (inv_stats_settle does
- * it after every rebuild). On return st holds what is now in Redis.
- */
+/* count_into NS:stats, NS:stats:ids and NS:fwd. */
 int
-inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
-    char *err, size_t size)
+inv_stats_count(redisContext *rc, const struct inv_counted *items,
+    size_t n, int only, int64_t fwd, struct inv_stats *st, char *err,
+    size_t size)
 {
-	static const char what[] = "cannot rebuild statistics in Redis";
-	char keys[3][128], tmpname[64], buf[5][24];
-	const char *kv[3] = { keys[0], keys[1], keys[2] }, *args[5];
-	struct inv_stats agg;
-	int64_t upto;
-	redisReply *r;
-	int rv;
+	char keys[3][128];
 
-	snprintf(tmpname, sizeof(tmpname), "stats:rebuild:%ld", (long)getpid());
-	inv_key(keys[0], sizeof(keys[0]), tmpname);
-	stats_keys(keys + 1);
-	if ((rv = db_aggregate(db, 0, FLOOR_LAG_IDS, &agg, &upto, err,
-	    size)) < 0)
-		return rv;
-	stats_args(&agg, buf, args);
-	r = eval(rc, rebuild_lua, 3, kv, 5, args);
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
-		return redis_failed(rc, r, what, err, size);
-	rv = script_reply(r, st);
-	freeReplyObject(r);
-	return rv == 1 ? 0 : bad_reply(what, err, size);
+	stats_keys(keys);
+	inv_key(keys[2], sizeof(keys[2]), "fwd");
+	return count_into(rc, keys, items, n, only, fwd, st, err, size);
 }
 
 /* The hash and the set's size (read_lua): 1, 0 without a hash, or < 0. */
@@ -613,12 +601,13 @@ db_window(PGconn *db, int64_t floor, int full, int64_t w[3], char *err,
 }
 
 /*
- * Count the rows above the floor one by one, CHUNK at a time in id
- * order: each is added only if no writer has counted it.
+ * Count the rows above the floor one by one into the hash keys[0] and
+ * set keys[1] (count_into), CHUNK at a time in id order: each is added
+ * only if no writer has counted it.
  */
 static int
-count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
-    size_t size)
+count_rows(redisContext *rc, PGconn *db, char keys[3][128], int64_t floor,
+    char *err, size_t size)
 {
 	static struct inv_counted rows[CHUNK];
 	char abuf[24];
@@ -655,7 +644,7 @@ count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
 		if (n == 0)
 			break;
 		after_id = rows[n - 1].c_id;
-		rv = inv_stats_count(rc, rows, (size_t)n, 0, 0, NULL, err,
+		rv = count_into(rc, keys, rows, (size_t)n, 0, 0, NULL, err,
 		    size);
 		if (rv < 0)
 			return rv;
@@ -669,6 +658,55 @@ count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
 }
 
 /*
+ * Recompute NS:stats from the whole table, atomically: readers see the
+ * old hash or the new one, never a half-built one. The new hash and set
+ * are built aside, the aggregate up to FLOOR_LAG_IDS below the highest
+ * id in one step and the newer rows one by one, so a writer still
+ * committing among them is counted by a settle later, not lost; then
+ * both take the place of the old ones in one script. On return st holds
+ * what is now in Redis.
+ * XXX a kill -9 while building leaves the temp keys behind (only a
+ * later rebuild by the same pid clears them); an expiry on both, that
+ * the swap removes, would close it.
+ */
+int
+inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
+    char *err, size_t size)
+{
+	static const char what[] = "cannot rebuild statistics in Redis";
+	char keys[5][128], tmpname[64], buf[5][24];
+	const char *kv[4] = { keys[0], keys[1], keys[3], keys[4] }, *args[5];
+	struct inv_stats agg;
+	int64_t upto;
+	redisReply *r;
+	int rv;
+
+	snprintf(tmpname, sizeof(tmpname), "stats:rebuild:%ld", (long)getpid());
+	inv_key(keys[0], sizeof(keys[0]), tmpname);
+	snprintf(tmpname, sizeof(tmpname), "stats:rebuild:%ld:ids",
+	    (long)getpid());
+	inv_key(keys[1], sizeof(keys[1]), tmpname);
+	inv_key(keys[2], sizeof(keys[2]), "fwd");
+	stats_keys(keys + 3);
+	if ((rv = db_aggregate(db, 0, FLOOR_LAG_IDS, &agg, &upto, err,
+	    size)) < 0)
+		return rv;
+	stats_args(&agg, buf, args);
+	r = eval(rc, rebuild_lua, 2, kv, 5, args);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		return redis_failed(rc, r, what, err, size);
+	freeReplyObject(r);
+	if ((rv = count_rows(rc, db, keys, agg.st_last_id, err, size)) < 0)
+		return rv;
+	r = eval(rc, swap_lua, 4, kv, 0, NULL);
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		return redis_failed(rc, r, what, err, size);
+	rv = script_reply(r, st);
+	freeReplyObject(r);
+	return rv == 1 ? 0 : bad_reply(what, err, size);
+}
+
+/*
  * Make NS:stats equal to the database, as far as one look can tell, and
  * move its floor up. The checks, from the cheap to the thorough:
  *
@@ -676,7 +714,7 @@ count_rows(redisContext *rc, PGconn *db, int64_t floor, char *err,
  *   against the ids the set holds. The counted ids are committed rows,
  *   so equal numbers mean every row above the floor is counted; else
  *   the missing ones are counted row by row against the set. When the
- *   set is empty (a start, a rebuild), the rows up to FLOOR_LAG_IDS
+ *   set is empty (a start), the rows up to FLOOR_LAG_IDS
  *   below the highest id go first, as one aggregate, and the floor
  *   jumps to the highest of them.
  *   Fewer rows than ids, or a last_id above the highest id, is a hash
@@ -697,7 +735,7 @@ int
 inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
     int full, struct inv_stats *st, int64_t *added, char *err, size_t size)
 {
-	char keys[2][128], expect[24], to[24], buf[5][24];
+	char keys[3][128], expect[24], to[24], buf[5][24];
 	const char *kv[2] = { keys[0], keys[1] }, *args[6];
 	struct inv_stats cur, agg;
 	int64_t floor, above, upto, w[3] = { 0, 0, 0 }, now = inv_mono_ns();
@@ -706,6 +744,7 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 	int have, rv, tries, rebuilt = 0;
 
 	stats_keys(keys);
+	inv_key(keys[2], sizeof(keys[2]), "fwd");
 	if (se->se_full_at <= now)
 		full = 1;
 	for (tries = 0; tries < TRIES; tries++) {
@@ -722,7 +761,7 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 				return rv;
 			rebuilt = 1;
 			full = 0;	/* exact below its mark */
-			continue;	/* and catch up above it */
+			continue;	/* and count what committed since */
 		}
 		if (before < 0)
 			before = cur.st_count;
@@ -731,12 +770,13 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 		if (w[0] == above)
 			break;
 		if (above > 0 || w[1] - FLOOR_LAG_IDS <= floor) {
-			if ((rv = count_rows(rc, db, floor, err, size)) < 0)
+			if ((rv = count_rows(rc, db, keys, floor, err,
+			    size)) < 0)
 				return rv;
 			break;
 		}
 		/*
-		 * Nothing counted above the floor (a start, a rebuild): the
+		 * Nothing counted above the floor (a start): the
 		 * bulk of the rows in one aggregate up to FLOOR_LAG_IDS below
 		 * the highest id, and the rest one by one, next round.
 		 */
@@ -744,7 +784,8 @@ inv_stats_settle(redisContext *rc, PGconn *db, struct inv_settle *se,
 		    err, size)) < 0)
 			return rv;
 		if (agg.st_count == 0) {
-			if ((rv = count_rows(rc, db, floor, err, size)) < 0)
+			if ((rv = count_rows(rc, db, keys, floor, err,
+			    size)) < 0)
 				return rv;
 			break;
 		}
