@@ -25,6 +25,7 @@
 #define CHUNK_SQL	"10000"
 #define FLOOR_LAG_MS	2000	/* how old an id the floor may rise to */
 #define FLOOR_LAG_IDS	50000	/* how far below max(id) a jump may go */
+#define REBUILD_TTL_S	"3600"	/* a rebuild's keys, until its swap */
 #define FULL_MS		30000	/* between checks below the floor */
 
 /*
@@ -168,26 +169,36 @@ static const char floor_lua[] =
 /*
  * Rebuild, the first step: a temp hash holding the aggregate of the
  * table up to FLOOR_LAG_IDS below its highest id, with the floor and
- * last_id at the highest id it holds, and no temp set. KEYS[1] temp
- * hash, KEYS[2] temp set; ARGV count, subtotal, vat, total, last_id.
+ * last_id at the highest id it holds, and a temp set holding only the
+ * placeholder -1 (no id is negative). Both expire after REBUILD_TTL_S,
+ * so a rebuild killed before its swap leaves nothing behind for long;
+ * ZADD keeps the expiry as the rows are counted. KEYS[1] temp hash,
+ * KEYS[2] temp set; ARGV count, subtotal, vat, total, last_id, ttl.
  */
 static const char rebuild_lua[] =
 	"redis.call('DEL', KEYS[1], KEYS[2])\n"
 	"redis.call('HSET', KEYS[1], 'count', ARGV[1], 'subtotal', ARGV[2],"
 	" 'vat', ARGV[3], 'total', ARGV[4], 'last_id', ARGV[5],"
 	" 'floor', ARGV[5])\n"
+	"redis.call('ZADD', KEYS[2], -1, -1)\n"
+	"redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
+	"redis.call('EXPIRE', KEYS[2], ARGV[6])\n"
 	"return {1}\n";
 
 /*
  * Rebuild, the last step: the temp hash and set, complete, take the
- * place of NS:stats and NS:stats:ids together (an empty set is no key,
- * so none replaces the old one). KEYS[1] temp hash, KEYS[2] temp set,
- * KEYS[3] NS:stats, KEYS[4] NS:stats:ids. Returns {1, fields...}.
+ * place of NS:stats and NS:stats:ids together, for good (an empty set
+ * is no key, so none replaces the old one). KEYS[1] temp hash, KEYS[2]
+ * temp set, KEYS[3] NS:stats, KEYS[4] NS:stats:ids. Returns {1,
+ * fields...}.
  */
 static const char swap_lua[] =
 	"redis.call('RENAME', KEYS[1], KEYS[3])\n"
+	"redis.call('PERSIST', KEYS[3])\n"
+	"redis.call('ZREM', KEYS[2], -1)\n"
 	"if redis.call('EXISTS', KEYS[2]) == 1 then\n"
 	"  redis.call('RENAME', KEYS[2], KEYS[4])\n"
+	"  redis.call('PERSIST', KEYS[4])\n"
 	"else redis.call('DEL', KEYS[4]) end\n"
 	"local r = redis.call('HMGET', KEYS[3], 'count', 'subtotal', 'vat',"
 	" 'total', 'last_id')\n"
@@ -665,9 +676,6 @@ count_rows(redisContext *rc, PGconn *db, char keys[3][128], int64_t floor,
  * committing among them is counted by a settle later, not lost; then
  * both take the place of the old ones in one script. On return st holds
  * what is now in Redis.
- * XXX a kill -9 while building leaves the temp keys behind (only a
- * later rebuild by the same pid clears them); an expiry on both, that
- * the swap removes, would close it.
  */
 int
 inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
@@ -675,7 +683,7 @@ inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
 {
 	static const char what[] = "cannot rebuild statistics in Redis";
 	char keys[5][128], tmpname[64], buf[5][24];
-	const char *kv[4] = { keys[0], keys[1], keys[3], keys[4] }, *args[5];
+	const char *kv[4] = { keys[0], keys[1], keys[3], keys[4] }, *args[6];
 	struct inv_stats agg;
 	int64_t upto;
 	redisReply *r;
@@ -692,7 +700,8 @@ inv_stats_rebuild(redisContext *rc, PGconn *db, struct inv_stats *st,
 	    size)) < 0)
 		return rv;
 	stats_args(&agg, buf, args);
-	r = eval(rc, rebuild_lua, 2, kv, 5, args);
+	args[5] = REBUILD_TTL_S;
+	r = eval(rc, rebuild_lua, 2, kv, 6, args);
 	if (r == NULL || r->type == REDIS_REPLY_ERROR)
 		return redis_failed(rc, r, what, err, size);
 	freeReplyObject(r);

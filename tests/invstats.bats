@@ -367,6 +367,9 @@ has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
 	[ "$(tail -1 "$T/seen")" = 40000 ]
 	# nothing but the old and the new count, each in one run
 	[ "$(uniq "$T/seen" | tr '\n' ' ')" = "7 40000 " ]
+	# the keys built aside are gone, and what took their place keeps
+	[ -z "$(rcli --scan --pattern 'inv:stats:rebuild:*')" ]
+	[ "$(rcli TTL inv:stats)" -eq -1 ]
 }
 
 @test "a row below the mark that the hash never counted: the next start rebuilds" {
