@@ -292,6 +292,49 @@ retries_are() { [ "$(grep -c '^retry: ' "$1")" -eq "$2" ]; }
 	[ "$(metric 'http_errors_total{code="404"}')" -eq 3 ]
 }
 
+@test "connections that close give their descriptors back at once, before a request or after one" {
+	serve --backfill 0
+	fds() { ls "/proc/$SERVE_PID/fd" | wc -l; }
+	# what the start's own connections held is given back by now
+	sleep 1.5
+	local base
+	base=$(fds)
+	# 300 "Connection: close" requests, each read whole, and invserve's
+	# descriptors counted after every 50th: each closed as its reply went
+	run python3 -c '
+import os, socket, sys
+port, pid, base = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+worst = 0
+for i in range(1, 301):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+         if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        body += s.recv(4096)
+    s.close()
+    if i % 50 == 0:
+        worst = max(worst, len(os.listdir("/proc/%s/fd" % pid)) - base)
+print(worst)
+' "$PORT" "$SERVE_PID" "$base"
+	[ "$status" -eq 0 ]
+	[ "$output" -le 2 ]
+	# 100 that close before sending anything: counted, and gone too
+	python3 -c '
+import socket, sys
+for _ in range(100):
+    socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()
+' "$PORT"
+	wait_for 10 metric_is http_no_request_total 100
+	[ "$(fds)" -le $((base + 1)) ]
+	[ "$(metric http_requests_total)" -ge 300 ]
+}
+
 @test "CORS only for --allow-origin, including the Last-Event-ID preflight" {
 	serve
 	run curl -s -D - -o /dev/null -H 'Origin: http://a.example' "$URL/api/state"

@@ -3,6 +3,7 @@
  * same-origin check, errors, and static files from the www directory.
  * evhttp parses every request; this file only decides what to answer.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -48,31 +49,132 @@ static unsigned	 accept_pauses;		/* times paused since */
  * seconds (slowloris) would hold its descriptor for ever: each new
  * connection is watched until its first request reaches route(), and
  * one still short of it after FIRST_REQUEST_S gets a 408 and is shut.
- * The watch holds a reference on the bufferevent, so an entry never
- * points at freed memory; evhttp freeing it clears its callbacks.
- * XXX a keep-alive connection's later requests are not watched; with
- * libevent 2.2's evhttp_set_newreqcb each request could be.
+ *
+ * The bufferevent is made in on_new_conn(), before evhttp has made the
+ * connection around it, so the watch starts on the fresh list holding
+ * a reference; adopt_fresh() runs as soon as evhttp is done (the next
+ * turn of the loop, or route() if that comes first), finds the
+ * connection as the bufferevent's callback argument, asks for its
+ * close callback and files the entry under its descriptor. The watch
+ * ends, and its reference goes, when route() sees the first request
+ * or when the connection closes (on_watched_close(), called by evhttp
+ * before it frees the bufferevent), so no reference outlives the
+ * connection and a descriptor closes when evhttp lets it go. While an
+ * entry is filed its reference keeps the descriptor open, so the slot
+ * cannot be taken by another connection. The reference also keeps
+ * the sweep safe should evhttp ever free a connection without calling
+ * its close callback: freeing clears the bufferevent's callbacks, the
+ * error callback among them (evhttp clears the read callback alone
+ * while it writes).
+ *
+ * A keep-alive connection's later requests are not watched. libevent
+ * 2.1 can tell when a reply is wholly written
+ * (evhttp_request_set_on_complete_cb()), so a watch could start again
+ * there; it would then have to share the close callback with sse.c's
+ * and tell a keep-alive connection's ordinary end from one that never
+ * sent, which the counter below does not count.
  */
 struct newconn {
 	struct bufferevent	*nc_bev;
+	struct evhttp_connection *nc_conn;	/* NULL while fresh */
+	evutil_socket_t		 nc_fd;
 	int64_t			 nc_since;	/* CLOCK_MONOTONIC ns */
 	int			 nc_shut;
 	TAILQ_ENTRY(newconn)	 nc_entry;
 };
+static TAILQ_HEAD(, newconn) freshconns = TAILQ_HEAD_INITIALIZER(freshconns);
 static TAILQ_HEAD(, newconn) newconns = TAILQ_HEAD_INITIALIZER(newconns);
-static struct event *sweep_ev;
-/* The connections route() saw since the last sweep, and when. */
-struct routed {
-	const struct bufferevent *r_bev;
-	int64_t			  r_at;
-};
-static struct routed *routed;
-static size_t	 nrouted, routed_cap;
+static struct newconn **watched;	/* by descriptor */
+static size_t	 nwatched;
+static struct event *sweep_ev, *adopt_ev;
 
 uint32_t
 jitter(uint32_t n)
 {
 	return n > 0 ? arc4random_uniform(n) : 0;
+}
+
+/* ---- the first-request watch ---- */
+
+/* The watch is over: the request came, or the connection goes. */
+static void
+unwatch(struct newconn *nc, int counted)
+{
+	if (counted)
+		stats.http_no_request++;
+	if (nc->nc_conn != NULL) {
+		watched[nc->nc_fd] = NULL;
+		TAILQ_REMOVE(&newconns, nc, nc_entry);
+	} else
+		TAILQ_REMOVE(&freshconns, nc, nc_entry);
+	bufferevent_decref(nc->nc_bev);
+	free(nc);
+}
+
+static void
+on_watched_close(struct evhttp_connection *conn, void *arg)
+{
+	evhttp_connection_set_closecb(conn, NULL, NULL);
+	unwatch(arg, 1);
+}
+
+/* File the connections evhttp has made since; see the comment above. */
+static void
+adopt_fresh(void)
+{
+	struct newconn *nc, **w;
+	bufferevent_event_cb ecb;
+	void *conn;
+	size_t n;
+
+	while ((nc = TAILQ_FIRST(&freshconns)) != NULL) {
+		/* evhttp's error callback is set while the connection lives. */
+		bufferevent_getcb(nc->nc_bev, NULL, NULL, &ecb, &conn);
+		nc->nc_fd = bufferevent_getfd(nc->nc_bev);
+		if (ecb == NULL || conn == NULL || nc->nc_fd < 0) {
+			/* evhttp has let it go already, without a request. */
+			unwatch(nc, 1);
+			continue;
+		}
+		if ((size_t)nc->nc_fd >= nwatched) {
+			n = MAX((size_t)nc->nc_fd + 1, nwatched * 2);
+			if ((w = reallocarray(watched, n, sizeof(*w))) == NULL) {
+				unwatch(nc, 0);
+				continue;
+			}
+			memset(w + nwatched, 0, (n - nwatched) * sizeof(*w));
+			watched = w;
+			nwatched = n;
+		}
+		TAILQ_REMOVE(&freshconns, nc, nc_entry);
+		nc->nc_conn = conn;
+		watched[nc->nc_fd] = nc;
+		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
+		evhttp_connection_set_closecb(conn, on_watched_close, nc);
+	}
+}
+
+static void
+on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+	adopt_fresh();
+}
+
+/* A request reached route(): its connection, if watched, is no more. */
+static void
+watch_routed(struct evhttp_request *req)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(
+	    evhttp_request_get_connection(req));
+	evutil_socket_t fd;
+
+	adopt_fresh();
+	if (bev == NULL || (fd = bufferevent_getfd(bev)) < 0 ||
+	    (size_t)fd >= nwatched || watched[fd] == NULL ||
+	    watched[fd]->nc_bev != bev)
+		return;
+	evhttp_connection_set_closecb(watched[fd]->nc_conn, NULL, NULL);
+	unwatch(watched[fd], 0);
 }
 
 /* ---- answers ---- */
@@ -427,17 +529,8 @@ route(struct evhttp_request *req, void *arg)
 	int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
 	const char *dup;
 	char dupname[64];
-	struct routed *r;
 
-	if (nrouted == routed_cap && (r = reallocarray(routed,
-	    routed_cap * 2 + 64, sizeof(*routed))) != NULL) {
-		routed = r;
-		routed_cap = routed_cap * 2 + 64;
-	}
-	if (nrouted < routed_cap)
-		routed[nrouted++] = (struct routed){
-		    evhttp_connection_get_bufferevent(
-		    evhttp_request_get_connection(req)), inv_mono_ns() };
+	watch_routed(req);
 	stats.http_requests++;
 	if (inv_verbose > 2)
 		inv_info("%s", evhttp_request_get_uri(req));
@@ -523,45 +616,10 @@ on_new_conn(struct event_base *b, void *arg)
 		bufferevent_incref(bev);
 		nc->nc_bev = bev;
 		nc->nc_since = inv_mono_ns();
-		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
+		TAILQ_INSERT_TAIL(&freshconns, nc, nc_entry);
+		event_active(adopt_ev, EV_TIMEOUT, 0);
 	}
 	return bev;
-}
-
-/* By connection, then time: the last of a run is its latest request. */
-static int
-routed_cmp(const void *a, const void *b)
-{
-	const struct routed *x = a, *y = b;
-	uintptr_t p = (uintptr_t)x->r_bev, q = (uintptr_t)y->r_bev;
-
-	if (p != q)
-		return p < q ? -1 : 1;
-	return x->r_at < y->r_at ? -1 : x->r_at > y->r_at;
-}
-
-/* Did route() see a request of this connection since it was accepted? */
-static int
-was_routed(const struct newconn *nc)
-{
-	size_t lo = 0, hi = nrouted;
-
-	/* The first entry past nc's connection; the one before is its last. */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if ((uintptr_t)routed[mid].r_bev <= (uintptr_t)nc->nc_bev)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	/*
-	 * A bufferevent freed and made again at the same address is told
-	 * apart by time: a request before this connection was accepted was
-	 * an earlier connection's.
-	 */
-	return lo > 0 && routed[lo - 1].r_bev == nc->nc_bev &&
-	    routed[lo - 1].r_at >= nc->nc_since;
 }
 
 static void
@@ -572,24 +630,16 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 	    "Content-Length: 46\r\n\r\n"
 	    "{\"error\":\"the request took too long to come\"}\n";
 	struct newconn *nc, *next;
-	bufferevent_data_cb rcb;
+	bufferevent_event_cb ecb;
 	int64_t now = inv_mono_ns();
-	evutil_socket_t fd;
-	int seen;
 
-	qsort(routed, nrouted, sizeof(*routed), routed_cmp);
+	adopt_fresh();
 	for (nc = TAILQ_FIRST(&newconns); nc != NULL; nc = next) {
 		next = TAILQ_NEXT(nc, nc_entry);
-		bufferevent_getcb(nc->nc_bev, &rcb, NULL, NULL, NULL);
-		fd = bufferevent_getfd(nc->nc_bev);
-		seen = was_routed(nc);
-		if (rcb == NULL || fd < 0 || seen) {
-			/* Gone, or its request came: no longer ours to watch. */
-			if (!seen)
-				stats.http_no_request++;
-			TAILQ_REMOVE(&newconns, nc, nc_entry);
-			bufferevent_decref(nc->nc_bev);
-			free(nc);
+		bufferevent_getcb(nc->nc_bev, NULL, NULL, &ecb, NULL);
+		if (ecb == NULL) {
+			/* Freed by evhttp without its close callback. */
+			unwatch(nc, 1);
 			continue;
 		}
 		if (nc->nc_shut || now - nc->nc_since <
@@ -598,14 +648,13 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 		/*
 		 * evhttp has written nothing on it yet, so the answer can go
 		 * straight to the socket; shutting it down makes evhttp read
-		 * end of file and free the connection.
+		 * end of file and free the connection, which ends the watch.
 		 */
 		count_error(408);
-		(void)write(fd, timeout, sizeof(timeout) - 1);
-		shutdown(fd, SHUT_RDWR);
+		(void)write(nc->nc_fd, timeout, sizeof(timeout) - 1);
+		shutdown(nc->nc_fd, SHUT_RDWR);
 		nc->nc_shut = 1;
 	}
-	nrouted = 0;
 }
 
 /*
@@ -695,6 +744,7 @@ http_start(const char *addr, char *err, size_t size)
 	evhttp_set_gencb(http, route, NULL);
 	evhttp_set_bevcb(http, on_new_conn, NULL);
 	sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
+	adopt_ev = event_new(base, -1, 0, on_adopt, NULL);
 	evtimer_add(sweep_ev, &sweep_tv);
 
 	sslen = sizeof(ss);
@@ -734,7 +784,15 @@ http_stop_accepting(void)
 void
 http_stop(void)
 {
+	struct newconn *nc;
+
 	if (http != NULL)
 		evhttp_free(http);
 	http = NULL;
+	/* Freeing evhttp closed the filed ones; these it had not made. */
+	while ((nc = TAILQ_FIRST(&freshconns)) != NULL)
+		unwatch(nc, 0);
+	free(watched);
+	watched = NULL;
+	nwatched = 0;
 }
