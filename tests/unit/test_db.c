@@ -3,6 +3,7 @@
  * numeric_send, timestamptz_send and int8send give for the same values
  * (SELECT numeric_send(12345.67::numeric(12,2)) and so on).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
@@ -159,5 +160,6 @@ main(void)
 	strcpy(iv.date, "yesterday");
 	r = inv_db_copy_add(&cb, &iv);
 	ok(r < 0, "a date that is not RFC 3339 fails");
+	free(cb.buf);
 	return tap_done();
 }
