@@ -29,14 +29,17 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilib $(PKG_CFLAGS) \
              -DINV_VERSION='"$(VERSION)"' -DINV_DATADIR='"$(DATADIR)"' -MMD -MP
 LIBS       = $(PKG_LIBS) -lm
-# invstats maps libpq only when it talks to PostgreSQL (cmd/invstats/pq.c).
-LIBS_invstats := $(shell pkg-config --libs $(filter-out libpq,$(PKGS)) \
-                 2>/dev/null) -ldl -lpthread -lm
+# invstats and invctl map libpq only when they talk to PostgreSQL: they
+# link lib/pq.c's stand-ins instead of it. lib/pq.c is not in libinv.a,
+# so the others link libpq itself.
+LAZY_PQ   := invstats invctl
+LIBS_LAZY := $(shell pkg-config --libs $(filter-out libpq,$(PKGS)) \
+             2>/dev/null) -ldl -lpthread -lm
 
 # Every directory under cmd/ is one program, built as cmd/NAME/NAME.
 PROGS     := $(notdir $(wildcard cmd/*))
 BINS      := $(foreach p,$(PROGS),cmd/$(p)/$(p))
-LIB_SRC   := $(wildcard lib/*.c)
+LIB_SRC   := $(filter-out lib/pq.c,$(wildcard lib/*.c))
 LIB_OBJ   := $(LIB_SRC:.c=.o)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRC:.c=)
@@ -53,8 +56,9 @@ lib/libinv.a: $(LIB_OBJ)
 	$(AR) rcs $@ $(LIB_OBJ)
 
 define prog_rule
-cmd/$(1)/$(1): $(patsubst %.c,%.o,$(wildcard cmd/$(1)/*.c)) lib/libinv.a
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(or $$(LIBS_$(1)),$$(LIBS))
+cmd/$(1)/$(1): $(patsubst %.c,%.o,$(wildcard cmd/$(1)/*.c)) \
+    $(if $(filter $(1),$(LAZY_PQ)),lib/pq.o) lib/libinv.a
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(if $$(filter $(1),$$(LAZY_PQ)),$$(LIBS_LAZY),$$(LIBS))
 $(1): cmd/$(1)/$(1)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))

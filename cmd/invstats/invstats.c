@@ -45,7 +45,7 @@ check_db_url(const struct config *cf)
 /*
  * The stats JSON from Redis, or from PostgreSQL when Redis cannot say.
  * The database URL is checked only then: the answer from Redis never
- * maps libpq (pq.c), which would be most of its time.
+ * maps libpq (lib/pq.c), which would be most of its time.
  */
 static int
 show(const struct config *cf)

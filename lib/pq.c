@@ -1,10 +1,12 @@
 /*
- * libpq, mapped on first use. invstats links these stand-ins instead of
- * libpq itself: each forwards to the library's function of the same
- * name, and the first call dlopen(3)s the library. So `invstats show`
- * answered from Redis, and the filter without a database, never map
- * libpq and the two dozen libraries it pulls in (TLS, Kerberos, LDAP):
- * mapping them is most of a short run's time.
+ * libpq, mapped on first use. invstats and invctl link these stand-ins
+ * instead of libpq itself (the Makefile's LAZY_PQ; this file is not in
+ * libinv.a): each forwards to the library's function of the same name,
+ * and the first call dlopen(3)s the library. So `invstats show`
+ * answered from Redis, the filter without a database, and invctl, which
+ * only checks DATABASE_URL for its children, never map libpq and the
+ * two dozen libraries it pulls in (TLS, Kerberos, LDAP): mapping them
+ * is most of a short run's time and about 5 MB of each one's RSS.
  *
  * A stand-in has the prototype of libpq-fe.h, so the compiler checks
  * each against the real one. Adding a libpq call to lib/db.c, lib/stats.c
