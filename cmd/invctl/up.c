@@ -410,6 +410,40 @@ set_argv(struct child *ch, ...)
 	ch->argv[i] = NULL;
 }
 
+/*
+ * DATABASE_URL as the children will read it, checked by libpq's own
+ * parser in a child process: mapping libpq and the libraries it pulls
+ * in would add some 5 MB to the supervisor for the rest of its life.
+ */
+static void
+check_db_url(const char *url)
+{
+	char err[512];
+	ssize_t n;
+	pid_t pid;
+	int fd[2], status;
+
+	if (pipe(fd) < 0 || (pid = fork()) < 0)
+		inv_err(EX_OSERR, "cannot check DATABASE_URL");
+	if (pid == 0) {
+		close(fd[0]);
+		if (inv_db_url_check(url, err, sizeof(err)) == 0)
+			_exit(0);
+		(void)write(fd[1], err, strlen(err));
+		_exit(EX_USAGE);
+	}
+	close(fd[1]);
+	while ((n = read(fd[0], err, sizeof(err) - 1)) < 0 && errno == EINTR)
+		;
+	close(fd[0]);
+	err[n > 0 ? n : 0] = '\0';
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		inv_errx(EX_USAGE, "%s", err[0] != '\0' ? err :
+		    "cannot check DATABASE_URL");
+}
+
 /* A display rate for invbuf -r, from where: lines per second above 0. */
 static void
 check_rate(const char *where, const char *s)
@@ -475,9 +509,8 @@ cmd_up(int argc, char *argv[])
 	if (inv_getenv("REDIS_URL") == NULL)
 		inv_errx(EX_USAGE, "the stack needs Redis: set REDIS_URL");
 	redis_config(inv_getenv("REDIS_URL"), &ru);
-	if ((env = inv_db_url(NULL)) != NULL &&
-	    inv_db_url_check(env, err, sizeof(err)) < 0)
-		inv_errx(EX_USAGE, "%s", err);
+	if ((env = inv_db_url(NULL)) != NULL)
+		check_db_url(env);
 	if ((env = listen_arg[0] != '\0' ? listen_arg :
 	    inv_getenv("INV_LISTEN")) != NULL &&
 	    inv_listen_parse(env, &ss, &sslen, err, sizeof(err)) < 0)
