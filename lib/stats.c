@@ -39,6 +39,16 @@
 	"end\n"
 
 /*
+ * The members of NS:stats:ids: ids padded with zeros to 19 digits, all
+ * with score 0, so the set orders them exactly by their bytes and the
+ * ids at or below the floor go by ZREMRANGEBYLEX. Scores are doubles,
+ * which past 2^53 round an id just above the floor onto it. A rebuild's
+ * set holds the placeholder "~" until its swap, above every id.
+ */
+#define LUA_PAD \
+	"local function pad(id) return string.rep('0', 19 - #id) .. id end\n"
+
+/*
  * Count invoices into NS:stats, each at most once, and raise NS:fwd.
  * With a database an invoice is new when its id is above the floor and
  * not in NS:stats:ids, the set of the ids counted above the floor: the
@@ -58,7 +68,7 @@
  * passed it, which only a check below the floor finds.
  */
 static const char count_lua[] =
-	LUA_GT
+	LUA_GT LUA_PAD
 	"local k, z, f = KEYS[1], KEYS[2], KEYS[3]\n"
 	"local only = ARGV[1] == '1'\n"
 	"if ARGV[2] ~= '0' then\n"
@@ -85,8 +95,8 @@ static const char count_lua[] =
 	"  if not only then\n"
 	"    local t = {}\n"
 	"    for i = 8, 7 + n do\n"
-	"      t[#t + 1] = ARGV[i]\n"
-	"      t[#t + 1] = ARGV[i]\n"
+	"      t[#t + 1] = 0\n"
+	"      t[#t + 1] = pad(ARGV[i])\n"
 	"      if #t >= 1000 then redis.call('ZADD', z, unpack(t)); t = {} end\n"
 	"    end\n"
 	"    if #t > 0 then redis.call('ZADD', z, unpack(t)) end\n"
@@ -96,14 +106,14 @@ static const char count_lua[] =
 	"    local b = 5 + i * 4\n"
 	"    local id, new = ARGV[b]\n"
 	"    if only then new = gt(id, last)\n"
-	"    elseif gt(id, floor) then new = not redis.call('ZSCORE', z, id)\n"
+	"    elseif gt(id, floor) then new = not redis.call('ZSCORE', z, pad(id))\n"
 	"    else low = low + 1 end\n"
 	"    if new then\n"
 	"      redis.call('HINCRBY', k, 'count', 1)\n"
 	"      redis.call('HINCRBY', k, 'subtotal', ARGV[b + 1])\n"
 	"      redis.call('HINCRBY', k, 'vat', ARGV[b + 2])\n"
 	"      redis.call('HINCRBY', k, 'total', ARGV[b + 3])\n"
-	"      if not only then redis.call('ZADD', z, id, id) end\n"
+	"      if not only then redis.call('ZADD', z, 0, pad(id)) end\n"
 	"      if gt(id, last) then last = id end\n"
 	"    end\n"
 	"  end\n"
@@ -158,19 +168,19 @@ static const char catchup_lua[] =
  * Returns {1}, {0} when the floor moved meanwhile, {-1} without a hash.
  */
 static const char floor_lua[] =
-	LUA_GT
+	LUA_GT LUA_PAD
 	"local h = redis.call('HMGET', KEYS[1], 'last_id', 'floor')\n"
 	"if not h[1] then return {-1} end\n"
 	"if (h[2] or h[1]) ~= ARGV[1] or gt(ARGV[2], h[1]) then return {0} end\n"
 	"redis.call('HSET', KEYS[1], 'floor', ARGV[2])\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])\n"
+	"redis.call('ZREMRANGEBYLEX', KEYS[2], '-', '[' .. pad(ARGV[2]))\n"
 	"return {1}\n";
 
 /*
  * Rebuild, the first step: a temp hash holding the aggregate of the
  * table up to FLOOR_LAG_IDS below its highest id, with the floor and
  * last_id at the highest id it holds, and a temp set holding only the
- * placeholder -1 (no id is negative). Both expire after REBUILD_TTL_S,
+ * placeholder "~" (above every padded id). Both expire after REBUILD_TTL_S,
  * so a rebuild killed before its swap leaves nothing behind for long;
  * ZADD keeps the expiry as the rows are counted. KEYS[1] temp hash,
  * KEYS[2] temp set; ARGV count, subtotal, vat, total, last_id, ttl.
@@ -180,7 +190,7 @@ static const char rebuild_lua[] =
 	"redis.call('HSET', KEYS[1], 'count', ARGV[1], 'subtotal', ARGV[2],"
 	" 'vat', ARGV[3], 'total', ARGV[4], 'last_id', ARGV[5],"
 	" 'floor', ARGV[5])\n"
-	"redis.call('ZADD', KEYS[2], -1, -1)\n"
+	"redis.call('ZADD', KEYS[2], 0, '~')\n"
 	"redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
 	"redis.call('EXPIRE', KEYS[2], ARGV[6])\n"
 	"return {1}\n";
@@ -195,7 +205,7 @@ static const char rebuild_lua[] =
 static const char swap_lua[] =
 	"redis.call('RENAME', KEYS[1], KEYS[3])\n"
 	"redis.call('PERSIST', KEYS[3])\n"
-	"redis.call('ZREM', KEYS[2], -1)\n"
+	"redis.call('ZREM', KEYS[2], '~')\n"
 	"if redis.call('EXISTS', KEYS[2]) == 1 then\n"
 	"  redis.call('RENAME', KEYS[2], KEYS[4])\n"
 	"  redis.call('PERSIST', KEYS[4])\n"
