@@ -316,6 +316,12 @@ inv_db_reserve_recv(PGconn *db, int n, int64_t *ids, PGconn *pump, char *err,
 		    PQerrorMessage(db));
 		return -1;
 	}
+	if (ids[n - 1] > INV_ID_MAX) {
+		snprintf(err, size, "invoices_id_seq has passed %" PRId64
+		    ", the largest invoice id the programs take (it gave %"
+		    PRId64 ")", (int64_t)INV_ID_MAX, ids[n - 1]);
+		return -2;
+	}
 	return 0;
 }
 

@@ -409,10 +409,11 @@ parse_id(const char *s, size_t len, int64_t *out)
 	int64_t v = 0;
 	size_t i;
 
-	if (len == 0 || len > 18 || (s[0] == '0' && len > 1))
+	if (len == 0 || len > 19 || (s[0] == '0' && len > 1))
 		return -1;
 	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
+		if (s[i] < '0' || s[i] > '9' ||
+		    v > (INV_ID_MAX - (s[i] - '0')) / 10)
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}

@@ -12,6 +12,12 @@
 #define INV_DATE_MAX	40
 #define INV_LINE_MAX	4096	/* a formatted invoice always fits */
 
+/*
+ * The largest invoice id the programs take, 2^62 - 1, so an id and the
+ * next always fit in int64_t. invgen refuses to go past it.
+ */
+#define INV_ID_MAX	(INT64_MAX / 2)
+
 struct inv_invoice {
 	int64_t	 id;
 	char	 number[INV_NUMBER_MAX * 4 + 1];

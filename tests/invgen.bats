@@ -249,6 +249,26 @@ sync_standby() {
 	grep -q 'cannot insert invoices: server closed the connection' "$T/err"
 }
 
+@test "ids up to 2^62 - 1, and a sequence past it: exit 65 with nothing written" {
+	db -c "SELECT setval('invoices_id_seq', 4611686018427387901)" > /dev/null
+	invgen -q -r 0 -n 2 > "$T/a"
+	# (not jq: it reads numbers as doubles)
+	[ "$(cut -d, -f1 "$T/a")" = '{"id":4611686018427387902
+{"id":4611686018427387903' ]
+	# the rows' ids are reserved before they are written: none goes in
+	rc=0
+	invgen -q -r 0 -n 3 > "$T/b" 2> "$T/e" || rc=$?
+	[ "$rc" -eq 65 ]
+	[ ! -s "$T/b" ]
+	[ "$(wc -l < "$T/e")" -eq 1 ]
+	grep -qx "invgen: invoices_id_seq has passed 4611686018427387903, the largest invoice id the programs take (it gave 46116860184273879[0-9]*)" "$T/e"
+	rc=0
+	invgen -q -r 50 -n 3 > "$T/b" 2> "$T/e" || rc=$?
+	[ "$rc" -eq 65 ]
+	[ ! -s "$T/b" ]
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 2 ]
+}
+
 @test "PostgreSQL that never comes back: exit 69 after --retry-for" {
 	pg_down
 	run invgen --retry-for 1 -r 0 -n 10

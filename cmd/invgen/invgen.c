@@ -298,8 +298,11 @@ static void
 reserve(int64_t *ids, int n)
 {
 	char err[512];
+	int rv;
 
-	while (inv_db_reserve_ids(db, n, ids, err, sizeof(err)) < 0) {
+	while ((rv = inv_db_reserve_ids(db, n, ids, err, sizeof(err))) < 0) {
+		if (rv == -2)
+			inv_errx(EX_DATAERR, "%s", err);
 		if (!inv_db_gone(db))
 			inv_errx(EX_SOFTWARE, "%s", err);
 		inv_warnx("%s", err);
@@ -416,11 +419,14 @@ static void
 ids_take(struct batch *bt)
 {
 	char err[512] = "cannot reserve invoice ids";
+	int rv = -1;
 
 	if (bt->b_n == 0)
 		return;
-	while (!bt->b_asked || inv_db_reserve_recv(idc, bt->b_n, bt->b_ids,
-	    db, err, sizeof(err)) < 0) {
+	while (!bt->b_asked || (rv = inv_db_reserve_recv(idc, bt->b_n,
+	    bt->b_ids, db, err, sizeof(err))) < 0) {
+		if (rv == -2)
+			inv_errx(EX_DATAERR, "%s", err);
 		if (!inv_db_gone(idc))
 			inv_errx(EX_SOFTWARE, "%s", err);
 		idc = connect_to(idc);

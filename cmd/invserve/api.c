@@ -56,7 +56,7 @@ invoice_json_row(PGresult *res, int i, char *buf, size_t size, int64_t *id)
 	int len;
 
 	memset(&iv, 0, sizeof(iv));
-	if (inv_parse_int(PQgetvalue(res, i, 0), 1, INT64_MAX / 2, &n,
+	if (inv_parse_int(PQgetvalue(res, i, 0), 1, INV_ID_MAX, &n,
 	    &why) < 0)
 		return -1;
 	iv.id = n;
@@ -120,11 +120,11 @@ api_invoices(struct evhttp_request *req)
 {
 	static char sql[1024];
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	long long before = INT64_MAX / 2, limit = PAGE_DEFAULT;
+	long long before = INV_ID_MAX + 1, limit = PAGE_DEFAULT;
 	char a[32], b[32], c[32], err[160];
 	const char *params[3] = { a, b, c };
 
-	if (uri_query_int(query, "before", 1, INT64_MAX / 2, &before, err,
+	if (uri_query_int(query, "before", 1, INV_ID_MAX + 1, &before, err,
 	    sizeof(err)) < 0 || uri_query_int(query, "limit", 1, 1000000,
 	    &limit, err, sizeof(err)) < 0) {
 		http_error(req, 400, "%s", err);

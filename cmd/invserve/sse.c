@@ -505,7 +505,7 @@ last_event_id(struct evhttp_request *req, int64_t *id)
 	    evhttp_parse_query_str(query, &params) == 0)
 		v = evhttp_find_header(&params, "last_event_id");
 	if (v != NULL && *v != '\0') {
-		rv = inv_parse_int(v, 0, INT64_MAX / 2, &n, &errstr) < 0 ? -1 : 1;
+		rv = inv_parse_int(v, 0, INV_ID_MAX, &n, &errstr) < 0 ? -1 : 1;
 		*id = n;
 	}
 	evhttp_clear_headers(&params);

@@ -87,6 +87,16 @@ main(void)
 	    "id as a string");
 	ok(rejects(with("\"id\":42", "\"id\":-42"), "id is not a positive integer"),
 	    "negative id");
+	ok(inv_invoice_parse(with("\"id\":42", "\"id\":4611686018427387903"),
+	    strlen(good) + 17, &iv, &why) == 0 && iv.id == INV_ID_MAX,
+	    "the largest id, 2^62 - 1, 19 digits");
+	ok(inv_line_id(with("\"id\":42", "\"id\":72057594037929538"),
+	    strlen(good) + 15, &id) == 0 && id == 72057594037929538LL,
+	    "an id past 2^53 is read exactly");
+	ok(rejects(with("\"id\":42", "\"id\":4611686018427387904"),
+	    "id is not a positive integer"), "an id past 2^62 - 1");
+	ok(rejects(with("\"id\":42", "\"id\":9999999999999999999"),
+	    "id is not a positive integer"), "a 19-digit id past int64");
 	ok(rejects(with("1234.50", "\"1234.50\""), "subtotal is not a number"),
 	    "amount as a string");
 	ok(rejects(with("1234.50", "-1234.50"), "subtotal: negative amount"),
