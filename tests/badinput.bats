@@ -342,6 +342,37 @@ programs() {
 	wait_for 5 metric_is http_no_request_total 10085
 }
 
+@test "a client that sends on while it does not read a long answer: invserve reads no more than 64 KiB ahead of it" {
+	mkdir -p "$T/www"
+	head -c 50000000 /dev/zero > "$T/www/big.bin"
+	serve --www "$T/www" --backfill 0
+	before=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$SERVE_PID/status")
+	# 50 MB asked for and not read, and up to 100 MiB sent behind it;
+	# the server's size taken while the connection is still open
+	python3 - "$PORT" "$SERVE_PID" > "$T/sent" <<-'EOF'
+	import re, socket, sys
+	s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+	s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+	s.sendall(b'GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+	s.settimeout(2)
+	sent = 0
+	try:
+	    while sent < 100 << 20:
+	        sent += s.send(b'x' * 65536)
+	except socket.timeout:
+	    pass
+	status = open('/proc/%s/status' % sys.argv[2]).read()
+	print(sent >> 20, re.search(r'VmRSS:\s*(\d+)', status)[1])
+	EOF
+	read -r sent after < "$T/sent"
+	echo "# sent $sent MiB before the server stopped reading; RSS $before -> $after kB" >&3
+	# the kernel's buffers hold a few MiB; invserve itself took no more
+	[ "$sent" -lt 32 ]
+	[ $((after - before)) -lt 16384 ]
+	# and the server is whole
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]
+}
+
 @test "SQL injection through every API parameter: a 400 with a JSON error, the table intact" {
 	serve --backfill 0
 	gen 20

@@ -35,6 +35,7 @@
 #define HEAD_MAX	16384	/* line and headers; above: 414, 431 unparsed */
 #define HEAD_LINES_MAX	100	/* header lines, above: 431 unparsed */
 #define HEADERS_HARD	65536	/* evhttp's own cut-off, never reached first */
+#define READ_MAX	65536	/* read ahead of evhttp, at most */
 #define BODY_MAX	16384	/* above: 413 */
 #define REQUEST_TIMEOUT_S 10	/* without a byte in or out: closed */
 #define REQUEST_S	15	/* a request begun and not whole: 408 */
@@ -67,7 +68,8 @@ static unsigned	 accept_pauses;		/* times paused since */
  * coming), ANSWERING (route() has it), SHUT (invserve answered it
  * itself). The answer's end (evhttp_request_set_on_complete_cb()) puts
  * it back to READING and scans what the client has pipelined behind,
- * which evhttp reads while it writes (for close detection). An SSE
+ * which evhttp reads while it writes (for close detection) and keeps:
+ * a read high-water mark of READ_MAX stops it there. An SSE
  * stream never ends its answer: sse_open() takes the connection out of
  * the watch with http_stream(), which hands the close callback (one
  * per connection) over to sse.c, so a stream pays nothing here.
@@ -822,6 +824,8 @@ on_new_conn(struct event_base *b, void *arg)
 		w->w_since = inv_mono_ns();
 		w->w_cb = evbuffer_add_cb(bufferevent_get_input(bev),
 		    on_input, w);
+		/* See the comment above struct watch. */
+		bufferevent_setwatermark(bev, EV_READ, 0, READ_MAX);
 		TAILQ_INSERT_TAIL(&fresh, w, w_entry);
 		event_active(adopt_ev, EV_TIMEOUT, 0);
 	}
