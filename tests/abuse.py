@@ -179,6 +179,37 @@ async def keepalive_idle(n):
     return timed(await asyncio.gather(*(one() for _ in range(n))), 8, 20)
 
 
+async def sends_on(n):
+    """n connections whose head passes 16 KiB, and that send on after
+    the answer: the server must answer 431 and let each go within
+    seconds however long it goes on (invserve: 5 s). Prints the answer,
+    what became of the connection and the range of seconds from the
+    answer to the close."""
+    async def one():
+        r, w = await asyncio.open_connection('127.0.0.1', PORT)
+        code, end, t0, t = 'none', 'open', None, -1
+        try:
+            w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                    b'X-Big: ' + b'a' * 20000)
+            head = await asyncio.wait_for(r.readuntil(b'\r\n\r\n'), TIMEOUT)
+            code = head.split(b' ', 2)[1].decode()
+            t0 = asyncio.get_running_loop().time()
+            # The answer ends with the server's end of file, so the
+            # close shows as a write refused (a reset).
+            for i in range(60):
+                w.write(b'a' * 1024)
+                await w.drain()
+                await asyncio.sleep(0.5)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            end = 'closed'
+        finally:
+            w.close()
+        if end == 'closed' and t0 is not None:
+            t = asyncio.get_running_loop().time() - t0
+        return '%s,%s' % (code, end), t
+    return timed(await asyncio.gather(*(one() for _ in range(n))), 4, 12)
+
+
 async def pooled(reqs, width):
     sem = asyncio.Semaphore(width)
 
@@ -235,6 +266,7 @@ async def main():
     over = asyncio.ensure_future(overstay(50, 1.0, 30))
     kover = asyncio.ensure_future(keepalive_overstay(20, 1.0, 30))
     idle = asyncio.ensure_future(keepalive_idle(20))
+    going = asyncio.ensure_future(sends_on(5))
     out = []
     # Past 8 KiB the server answers 431 whatever the size, 1 MiB too,
     # and past 100 header lines whatever their length.
@@ -296,6 +328,7 @@ async def main():
     out.insert(1, 'slowloris-overstay ' + await over)
     out.insert(2, 'keepalive-overstay ' + await kover)
     out.insert(3, 'keepalive-idle ' + await idle)
+    out.insert(4, 'sends-on-after-431 ' + await going)
     for line in out:
         print(line)
     print('took %.0f s' % (loop.time() - t0), file=sys.stderr)
