@@ -84,6 +84,41 @@ async def slowloris(n, rounds, pause):
     return tally(await asyncio.gather(*(one() for _ in range(n))))
 
 
+async def dribble(r, w, pause, most):
+    """Begin a request and send a header of it every pause s for up to
+    most s: the status code that comes, 'closed' or 'open'."""
+    w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+    for i in range(int(most / pause)):
+        try:
+            b = await asyncio.wait_for(r.read(4096), pause)
+            return b.split(b' ', 2)[1].decode() if b else 'closed'
+        except asyncio.TimeoutError:
+            w.write(b'X-Slow-%d: x\r\n' % i)
+            await w.drain()
+    return 'open'
+
+
+async def answered(r, w):
+    """A whole request and its whole answer, the connection kept alive:
+    the status code."""
+    w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    head = await asyncio.wait_for(r.readuntil(b'\r\n\r\n'), TIMEOUT)
+    length = int(re.search(rb'(?i)content-length: *(\d+)', head)[1])
+    await asyncio.wait_for(r.readexactly(length), TIMEOUT)
+    return head.split(b' ', 2)[1].decode()
+
+
+def timed(results, lo, hi):
+    """The tally of (code, seconds) results, and whether each came
+    within lo-hi s."""
+    times = [t for _, t in results]
+    if lo <= min(times) and max(times) <= hi:
+        when = 'within %d-%d s' % (lo, hi)
+    else:
+        when = 'after %.1f-%.1f s' % (min(times), max(times))
+    return '%s %s' % (tally((c, b'') for c, _ in results), when)
+
+
 async def overstay(n, pause, most):
     """n connections that dribble a header every pause s for up to most
     s: the server must cut each off (invserve: 408 after 15 s). Prints
@@ -91,27 +126,88 @@ async def overstay(n, pause, most):
     async def one():
         t0 = asyncio.get_running_loop().time()
         r, w = await asyncio.open_connection('127.0.0.1', PORT)
-        w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n')
-        code = 'open'
         try:
-            for i in range(int(most / pause)):
-                try:
-                    b = await asyncio.wait_for(r.read(4096), pause)
-                    code = b.split(b' ', 2)[1].decode() if b else 'closed'
-                    break
-                except asyncio.TimeoutError:
-                    w.write(b'X-Slow-%d: x\r\n' % i)
-                    await w.drain()
+            code = await dribble(r, w, pause, most)
         except ConnectionError:
             code = 'closed'
         finally:
             w.close()
         return code, asyncio.get_running_loop().time() - t0
-    r = await asyncio.gather(*(one() for _ in range(n)))
-    times = [t for _, t in r]
-    when = ('within 14-25 s' if 14 <= min(times) and max(times) <= 25 else
-            'after %.1f-%.1f s' % (min(times), max(times)))
-    return '%s %s' % (tally((c, b'') for c, _ in r), when)
+    return timed(await asyncio.gather(*(one() for _ in range(n))), 14, 25)
+
+
+async def keepalive_overstay(n, pause, most):
+    """n keep-alive connections that each get one answer, then dribble
+    a second request as overstay() does: the server must cut each off
+    (invserve: 408 15 s after the second request began). Prints the
+    answers and the range of seconds from the second request's start."""
+    async def one():
+        r, w = await asyncio.open_connection('127.0.0.1', PORT)
+        first, t0 = 'none', None
+        try:
+            first = await answered(r, w)
+            t0 = asyncio.get_running_loop().time()
+            code = await dribble(r, w, pause, most)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            code = 'closed'
+        finally:
+            w.close()
+        t = asyncio.get_running_loop().time() - t0 if t0 else -1
+        return '%s,%s' % (first, code), t
+    return timed(await asyncio.gather(*(one() for _ in range(n))), 14, 25)
+
+
+async def keepalive_idle(n):
+    """n keep-alive connections that each get one answer and then send
+    nothing: the server must close each without a word (evhttp's idle
+    timeout, 10 s). Prints what came after the answer ('quiet' for
+    nothing at all) and the range of seconds until the close."""
+    async def one():
+        r, w = await asyncio.open_connection('127.0.0.1', PORT)
+        try:
+            await answered(r, w)
+            t0 = asyncio.get_running_loop().time()
+            b = await asyncio.wait_for(r.read(), TIMEOUT)
+            code = b.split(b' ', 2)[1].decode() if b else 'quiet'
+        except asyncio.TimeoutError:
+            return 'open', 0
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return 'reset', 0
+        finally:
+            w.close()
+        return code, asyncio.get_running_loop().time() - t0
+    return timed(await asyncio.gather(*(one() for _ in range(n))), 8, 20)
+
+
+async def sends_on(n):
+    """n connections whose head passes 16 KiB, and that send on after
+    the answer: the server must answer 431 and let each go within
+    seconds however long it goes on (invserve: 5 s). Prints the answer,
+    what became of the connection and the range of seconds from the
+    answer to the close."""
+    async def one():
+        r, w = await asyncio.open_connection('127.0.0.1', PORT)
+        code, end, t0, t = 'none', 'open', None, -1
+        try:
+            w.write(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                    b'X-Big: ' + b'a' * 20000)
+            head = await asyncio.wait_for(r.readuntil(b'\r\n\r\n'), TIMEOUT)
+            code = head.split(b' ', 2)[1].decode()
+            t0 = asyncio.get_running_loop().time()
+            # The answer ends with the server's end of file, so the
+            # close shows as a write refused (a reset).
+            for i in range(60):
+                w.write(b'a' * 1024)
+                await w.drain()
+                await asyncio.sleep(0.5)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            end = 'closed'
+        finally:
+            w.close()
+        if end == 'closed' and t0 is not None:
+            t = asyncio.get_running_loop().time() - t0
+        return '%s,%s' % (code, end), t
+    return timed(await asyncio.gather(*(one() for _ in range(n))), 4, 12)
 
 
 async def pooled(reqs, width):
@@ -168,13 +264,33 @@ async def main():
     # stay open while the rest runs beside them.
     slow = asyncio.ensure_future(slowloris(1000, 10, 0.5))
     over = asyncio.ensure_future(overstay(50, 1.0, 30))
+    kover = asyncio.ensure_future(keepalive_overstay(20, 1.0, 30))
+    idle = asyncio.ensure_future(keepalive_idle(20))
+    going = asyncio.ensure_future(sends_on(5))
     out = []
+    # Past 8 KiB the server answers 431 whatever the size, 1 MiB too,
+    # and past 100 header lines whatever their length.
+    size = b'X-Big: ' + b'a' * 9000 + b'\r\n'
     big = b'X-Big: ' + b'a' * 60000 + b'\r\n'
     huge = b'X-Big: ' + b'a' * 65536 + b'\r\n'
+    mega = b'X-Big: ' + b'a' * (1 << 20) + b'\r\n'
     many = b''.join(b'X-H%d: %s\r\n' % (i, b'b' * 60) for i in range(800))
-    r = await pooled([get(b'/healthz', big), get(b'/healthz', huge),
-                      get(b'/healthz', many)], 3)
-    out.append('headers-60k-64k-many ' + ' '.join(c for c, _ in r))
+    lines = b''.join(b'X-H%d: b\r\n' % i for i in range(120))
+    r = await pooled([get(b'/healthz', size), get(b'/healthz', big),
+                      get(b'/healthz', huge), get(b'/healthz', mega),
+                      get(b'/healthz', many), get(b'/healthz', lines)], 6)
+    out.append('headers-9k-60k-64k-1m-many-lines ' +
+               ' '.join(c for c, _ in r))
+    # The same on a keep-alive connection's second request, and a
+    # request line of 1 MiB there too.
+    ok = b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+    r = [await answers(ok + get(b'/healthz', huge)),
+         await answers(ok + get(b'/healthz', mega)),
+         await answers(ok + get(b'/' + b'a' * (1 << 20)))]
+    out.append('keepalive-second-64k-1m-line1m ' + ' '.join(r))
+    # Pipelined: 300 good requests in one write, all answered in order.
+    r = await answers(ok * 299 + get(b'/healthz'))
+    out.append('pipelined ' + tally((c, b'') for c in r.split(',')))
     r = await pooled([get(b'/' + b'a' * (1 << 20)),
                       get(b'/api/invoices?before=' + b'9' * 5000)], 2)
     out.append('request-line-1m-5k ' + ' '.join(c for c, _ in r))
@@ -210,6 +326,9 @@ async def main():
     out.append('smuggling ' + ' '.join(r))
     out.insert(0, 'slowloris ' + await slow)
     out.insert(1, 'slowloris-overstay ' + await over)
+    out.insert(2, 'keepalive-overstay ' + await kover)
+    out.insert(3, 'keepalive-idle ' + await idle)
+    out.insert(4, 'sends-on-after-431 ' + await going)
     for line in out:
         print(line)
     print('took %.0f s' % (loop.time() - t0), file=sys.stderr)

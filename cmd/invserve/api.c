@@ -574,8 +574,9 @@ api_metrics(struct evhttp_request *req)
 	metric(b, "http_requests_total", "counter", "HTTP requests.",
 	    stats.http_requests);
 	metric(b, "http_no_request_total", "counter", "Connections closed "
-	    "before a whole request came: refused by evhttp (malformed, "
-	    "headers past 64 KiB, an unknown method), timed out, or left.",
+	    "with a request begun and not whole, or before their first: "
+	    "refused by evhttp (malformed, an unknown method), cut off (408, "
+	    "or 414 and 431 past 16 KiB or 100 header lines), or left.",
 	    stats.http_no_request);
 	evbuffer_add_printf(b, "# HELP invserve_http_errors_total HTTP error "
 	    "answers.\n# TYPE invserve_http_errors_total counter\n");

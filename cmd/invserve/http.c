@@ -31,11 +31,15 @@
 #include "util.h"
 
 #define HEADERS_MAX	8192	/* above: 431 */
-#define HEADERS_HARD	65536	/* above: evhttp cuts the request off */
 #define URI_MAX		4096	/* above: 414 */
+#define HEAD_MAX	16384	/* line and headers; above: 414, 431 unparsed */
+#define HEAD_LINES_MAX	100	/* header lines, above: 431 unparsed */
+#define HEADERS_HARD	65536	/* evhttp's own cut-off, never reached first */
+#define READ_MAX	65536	/* read ahead of evhttp, at most */
 #define BODY_MAX	16384	/* above: 413 */
 #define REQUEST_TIMEOUT_S 10	/* without a byte in or out: closed */
-#define FIRST_REQUEST_S	15	/* from accept to a whole request: 408 */
+#define REQUEST_S	15	/* a request begun and not whole: 408 */
+#define LINGER_S	5	/* after invserve's own 408, 414, 431: freed */
 
 static struct evhttp *http;
 static struct evconnlistener *listener;
@@ -44,49 +48,75 @@ static int	 accept_paused;		/* out of descriptors, said so */
 static unsigned	 accept_pauses;		/* times paused since */
 
 /*
- * A connection whose first request is not whole yet. evhttp's timeout
- * is per read, so a client that dribbles a header line every few
- * seconds (slowloris) would hold its descriptor for ever: each new
- * connection is watched until its first request reaches route(), and
- * one still short of it after FIRST_REQUEST_S gets a 408 and is shut.
+ * Every request on a connection is watched, from its first byte until
+ * route() sees it whole. evhttp's timeout is per read, so a client
+ * that dribbles a header line every few seconds (slowloris) would hold
+ * its descriptor for ever: a request still short of route() REQUEST_S
+ * after it began gets a 408. The first request's clock starts at
+ * accept, a later one's (keep-alive) at its first byte: a connection
+ * that sits idle between requests is evhttp's to close, quietly, after
+ * REQUEST_TIMEOUT_S. evhttp also keeps the whole head of a request
+ * (line and headers) before route() can measure it, and answers its
+ * own 400 past HEADERS_HARD: so an evbuffer callback on the input
+ * counts the head's bytes and lines as they are read, and past
+ * HEAD_MAX or HEAD_LINES_MAX answers 414 (no line end yet) or 431
+ * itself, before evhttp has parsed them, and drops what follows.
+ * HEAD_MAX bounds a connection's buffered head at 16 KiB plus one read
+ * however much is sent.
+ *
+ * The watch is a state per connection: READING (a request awaited or
+ * coming), ANSWERING (route() has it), SHUT (invserve answered it
+ * itself). The answer's end (evhttp_request_set_on_complete_cb()) puts
+ * it back to READING and scans what the client has pipelined behind,
+ * which evhttp reads while it writes (for close detection) and keeps:
+ * a read high-water mark of READ_MAX stops it there. An SSE
+ * stream never ends its answer: sse_open() takes the connection out of
+ * the watch with http_stream(), which hands the close callback (one
+ * per connection) over to sse.c, so a stream pays nothing here.
  *
  * The bufferevent is made in on_new_conn(), before evhttp has made the
  * connection around it, so the watch starts on the fresh list holding
  * a reference; adopt_fresh() runs as soon as evhttp is done (the next
  * turn of the loop, or route() if that comes first), finds the
- * connection as the bufferevent's callback argument, asks for its
- * close callback and files the entry under its descriptor. The watch
- * ends, and its reference goes, when route() sees the first request
- * or when the connection closes (on_watched_close(), called by evhttp
- * before it frees the bufferevent), so no reference outlives the
- * connection and a descriptor closes when evhttp lets it go. While an
- * entry is filed its reference keeps the descriptor open, so the slot
- * cannot be taken by another connection. The reference also keeps
- * the sweep safe should evhttp ever free a connection without calling
- * its close callback: freeing clears the bufferevent's callbacks, the
- * error callback among them (evhttp clears the read callback alone
- * while it writes).
+ * connection as the bufferevent's callback argument, takes its close
+ * callback and files the entry under its descriptor. The watch ends,
+ * and its reference goes, when the connection closes (on_watched_close(),
+ * called by evhttp before it frees the bufferevent) or turns into a
+ * stream, so no reference outlives the connection and a descriptor
+ * closes when evhttp lets it go. While an entry is filed its reference
+ * keeps the descriptor open, so the slot cannot be taken by another
+ * connection. The reference also keeps the sweep safe should evhttp
+ * ever free a connection without calling its close callback: freeing
+ * clears the bufferevent's callbacks, the error callback among them
+ * (evhttp clears the read callback alone while it writes).
  *
- * A keep-alive connection's later requests are not watched. libevent
- * 2.1 can tell when a reply is wholly written
- * (evhttp_request_set_on_complete_cb()), so a watch could start again
- * there; it would then have to share the close callback with sse.c's
- * and tell a keep-alive connection's ordinary end from one that never
- * sent, which the counter below does not count.
+ * stats.http_no_request counts connections closed with a request begun
+ * and not whole (the first counts from accept): refused by evhttp,
+ * cut off here, or left by the client; not a keep-alive connection
+ * closed idle after its answers.
  */
-struct newconn {
-	struct bufferevent	*nc_bev;
-	struct evhttp_connection *nc_conn;	/* NULL while fresh */
-	evutil_socket_t		 nc_fd;
-	int64_t			 nc_since;	/* CLOCK_MONOTONIC ns */
-	int			 nc_shut;
-	TAILQ_ENTRY(newconn)	 nc_entry;
+struct watch {
+	struct bufferevent	*w_bev;
+	struct evhttp_connection *w_conn;	/* NULL while fresh */
+	struct evhttp_request	*w_req;	/* while ANSWERING */
+	struct evbuffer_cb_entry *w_cb;	/* on the input buffer */
+	evutil_socket_t		 w_fd;
+	enum { W_READING, W_ANSWERING, W_SHUT } w_state;
+	int64_t			 w_since;	/* CLOCK_MONOTONIC ns; 0 idle */
+	size_t			 w_head;	/* bytes of the head so far */
+	size_t			 w_line;	/* bytes of its current line */
+	unsigned		 w_lines;	/* line ends in it */
+	unsigned		 w_cr : 1;	/* the line began with CR */
+	unsigned		 w_ended : 1;	/* its empty line came */
+	TAILQ_ENTRY(watch)	 w_entry;
 };
-static TAILQ_HEAD(, newconn) freshconns = TAILQ_HEAD_INITIALIZER(freshconns);
-static TAILQ_HEAD(, newconn) newconns = TAILQ_HEAD_INITIALIZER(newconns);
-static struct newconn **watched;	/* by descriptor */
+static TAILQ_HEAD(, watch) fresh = TAILQ_HEAD_INITIALIZER(fresh);
+static TAILQ_HEAD(, watch) watches = TAILQ_HEAD_INITIALIZER(watches);
+static struct watch **watched;	/* by descriptor */
 static size_t	 nwatched;
 static struct event *sweep_ev, *adopt_ev;
+
+static void	 count_error(int);
 
 uint32_t
 jitter(uint32_t n)
@@ -94,21 +124,27 @@ jitter(uint32_t n)
 	return n > 0 ? arc4random_uniform(n) : 0;
 }
 
-/* ---- the first-request watch ---- */
+/* ---- the request watch ---- */
 
-/* The watch is over: the request came, or the connection goes. */
+/* The watch is over: the connection goes, or turns into a stream. */
 static void
-unwatch(struct newconn *nc, int counted)
+unwatch(struct watch *w, int closing)
 {
-	if (counted)
+	if (closing && (w->w_state == W_SHUT ||
+	    (w->w_state == W_READING && w->w_since != 0)))
 		stats.http_no_request++;
-	if (nc->nc_conn != NULL) {
-		watched[nc->nc_fd] = NULL;
-		TAILQ_REMOVE(&newconns, nc, nc_entry);
+	if (w->w_req != NULL)
+		evhttp_request_set_on_complete_cb(w->w_req, NULL, NULL);
+	if (w->w_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(w->w_bev),
+		    w->w_cb);
+	if (w->w_conn != NULL) {
+		watched[w->w_fd] = NULL;
+		TAILQ_REMOVE(&watches, w, w_entry);
 	} else
-		TAILQ_REMOVE(&freshconns, nc, nc_entry);
-	bufferevent_decref(nc->nc_bev);
-	free(nc);
+		TAILQ_REMOVE(&fresh, w, w_entry);
+	bufferevent_decref(w->w_bev);
+	free(w);
 }
 
 static void
@@ -118,39 +154,180 @@ on_watched_close(struct evhttp_connection *conn, void *arg)
 	unwatch(arg, 1);
 }
 
+/*
+ * Answer a request that is not whole straight on the socket, and shut
+ * it for writing; what the client sends after is read and dropped (so
+ * it reads the answer rather than a reset) until it closes, evhttp's
+ * timeout, or LINGER_S. Nothing of evhttp's is on the way out when a
+ * request is still being read; should evhttp be answering one itself
+ * (its own 400), it is left to that.
+ */
+static void
+cut_off(struct watch *w, int code)
+{
+	static const struct { int code; const char *line, *error; } ans[] = {
+		{ 408, "408 Request Timeout",
+		    "the request took too long to come" },
+		{ 414, "414 URI Too Long", "URI too long" },
+		{ 431, "431 Request Header Fields Too Large",
+		    "request headers too large" },
+	};
+	struct evbuffer *in = bufferevent_get_input(w->w_bev);
+	evutil_socket_t fd = bufferevent_getfd(w->w_bev);
+	char buf[256];
+	size_t i;
+	int n;
+
+	if (fd < 0 || evbuffer_get_length(bufferevent_get_output(
+	    w->w_bev)) > 0)
+		return;
+	for (i = 0; i < sizeof(ans) / sizeof(ans[0]) - 1; i++)
+		if (ans[i].code == code)
+			break;
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 %s\r\n"
+	    "Content-Type: application/json\r\nConnection: close\r\n"
+	    "Content-Length: %zu\r\n\r\n{\"error\":\"%s\"}\n", ans[i].line,
+	    strlen(ans[i].error) + 13, ans[i].error);
+	count_error(ans[i].code);
+	(void)write(fd, buf, (size_t)n);
+	shutdown(fd, SHUT_WR);
+	w->w_state = W_SHUT;
+	w->w_since = inv_mono_ns();
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/*
+ * Count the head in bytes from..end of the input, line by line as
+ * evhttp reads it (LF or CRLF ends a line; an empty one ends the
+ * head), and cut the request off past the limits.
+ */
+static void
+scan_head(struct watch *w, struct evbuffer *in, size_t from)
+{
+	struct evbuffer_iovec v[4];
+	struct evbuffer_ptr at;
+	size_t len = evbuffer_get_length(in), seg;
+	const char *p, *end, *nl;
+	int i, n;
+
+	while (from < len && !w->w_ended && w->w_state == W_READING) {
+		if (evbuffer_ptr_set(in, &at, from, EVBUFFER_PTR_SET) < 0)
+			return;
+		n = evbuffer_peek(in, (ev_ssize_t)(len - from), &at, v, 4);
+		for (i = 0; i < n && i < 4 && from < len && !w->w_ended;
+		    i++) {
+			p = v[i].iov_base;
+			end = p + MIN(v[i].iov_len, len - from);
+			from += (size_t)(end - p);
+			while (p < end) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				seg = (size_t)((nl != NULL ? nl : end) - p);
+				if (w->w_line == 0 && seg > 0)
+					w->w_cr = *p == '\r';
+				w->w_line += seg;
+				w->w_head += seg;
+				if (nl == NULL)
+					break;
+				w->w_head++;
+				if (w->w_lines > 0 && (w->w_line == 0 ||
+				    (w->w_line == 1 && w->w_cr))) {
+					w->w_ended = 1;
+					break;
+				}
+				w->w_lines++;
+				w->w_line = 0;
+				p = nl + 1;
+			}
+		}
+		if (w->w_head > HEAD_MAX || w->w_lines > HEAD_LINES_MAX + 1)
+			cut_off(w, w->w_lines == 0 ? 414 : 431);
+	}
+}
+
+/* The input buffer changed: bytes of a request, or of what follows. */
+static void
+on_input(struct evbuffer *in, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct watch *w = arg;
+
+	if (info->n_added == 0)
+		return;
+	switch (w->w_state) {
+	case W_SHUT:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	case W_READING:
+		if (w->w_since == 0)
+			w->w_since = inv_mono_ns();
+		scan_head(w, in, evbuffer_get_length(in) - info->n_added);
+		break;
+	case W_ANSWERING:
+		break;
+	}
+}
+
+/* The next request on the connection: its head counted afresh. */
+static void
+watch_next(struct watch *w)
+{
+	struct evbuffer *in = bufferevent_get_input(w->w_bev);
+
+	w->w_state = W_READING;
+	w->w_req = NULL;
+	w->w_head = w->w_line = 0;
+	w->w_lines = 0;
+	w->w_cr = w->w_ended = 0;
+	w->w_since = 0;
+	if (evbuffer_get_length(in) > 0) {
+		/* Pipelined behind the last one. */
+		w->w_since = inv_mono_ns();
+		scan_head(w, in, 0);
+	}
+}
+
+/* An answer is wholly written: the connection reads again. */
+static void
+on_answered(struct evhttp_request *req, void *arg)
+{
+	watch_next(arg);
+}
+
 /* File the connections evhttp has made since; see the comment above. */
 static void
 adopt_fresh(void)
 {
-	struct newconn *nc, **w;
+	struct watch *w, **grown;
 	bufferevent_event_cb ecb;
 	void *conn;
 	size_t n;
 
-	while ((nc = TAILQ_FIRST(&freshconns)) != NULL) {
+	while ((w = TAILQ_FIRST(&fresh)) != NULL) {
 		/* evhttp's error callback is set while the connection lives. */
-		bufferevent_getcb(nc->nc_bev, NULL, NULL, &ecb, &conn);
-		nc->nc_fd = bufferevent_getfd(nc->nc_bev);
-		if (ecb == NULL || conn == NULL || nc->nc_fd < 0) {
+		bufferevent_getcb(w->w_bev, NULL, NULL, &ecb, &conn);
+		w->w_fd = bufferevent_getfd(w->w_bev);
+		if (ecb == NULL || conn == NULL || w->w_fd < 0) {
 			/* evhttp has let it go already, without a request. */
-			unwatch(nc, 1);
+			unwatch(w, 1);
 			continue;
 		}
-		if ((size_t)nc->nc_fd >= nwatched) {
-			n = MAX((size_t)nc->nc_fd + 1, nwatched * 2);
-			if ((w = reallocarray(watched, n, sizeof(*w))) == NULL) {
-				unwatch(nc, 0);
+		if ((size_t)w->w_fd >= nwatched) {
+			n = MAX((size_t)w->w_fd + 1, nwatched * 2);
+			if ((grown = reallocarray(watched, n,
+			    sizeof(*grown))) == NULL) {
+				unwatch(w, 0);
 				continue;
 			}
-			memset(w + nwatched, 0, (n - nwatched) * sizeof(*w));
-			watched = w;
+			memset(grown + nwatched, 0,
+			    (n - nwatched) * sizeof(*grown));
+			watched = grown;
 			nwatched = n;
 		}
-		TAILQ_REMOVE(&freshconns, nc, nc_entry);
-		nc->nc_conn = conn;
-		watched[nc->nc_fd] = nc;
-		TAILQ_INSERT_TAIL(&newconns, nc, nc_entry);
-		evhttp_connection_set_closecb(conn, on_watched_close, nc);
+		TAILQ_REMOVE(&fresh, w, w_entry);
+		w->w_conn = conn;
+		watched[w->w_fd] = w;
+		TAILQ_INSERT_TAIL(&watches, w, w_entry);
+		evhttp_connection_set_closecb(conn, on_watched_close, w);
 	}
 }
 
@@ -160,9 +337,9 @@ on_adopt(evutil_socket_t fd, short what, void *arg)
 	adopt_fresh();
 }
 
-/* A request reached route(): its connection, if watched, is no more. */
-static void
-watch_routed(struct evhttp_request *req)
+/* The watch of the connection a request came on, if any. */
+static struct watch *
+watch_of(struct evhttp_request *req)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(
 	    evhttp_request_get_connection(req));
@@ -171,10 +348,38 @@ watch_routed(struct evhttp_request *req)
 	adopt_fresh();
 	if (bev == NULL || (fd = bufferevent_getfd(bev)) < 0 ||
 	    (size_t)fd >= nwatched || watched[fd] == NULL ||
-	    watched[fd]->nc_bev != bev)
+	    watched[fd]->w_bev != bev)
+		return NULL;
+	return watched[fd];
+}
+
+/* A request reached route(): its clock stops until it is answered. */
+static void
+watch_routed(struct evhttp_request *req)
+{
+	struct watch *w = watch_of(req);
+
+	if (w == NULL)
 		return;
-	evhttp_connection_set_closecb(watched[fd]->nc_conn, NULL, NULL);
-	unwatch(watched[fd], 0);
+	w->w_state = W_ANSWERING;
+	w->w_req = req;
+	evhttp_request_set_on_complete_cb(req, on_answered, w);
+}
+
+/*
+ * The answer to req is a stream that never ends: the connection leaves
+ * the watch, and its close callback is cb's from now on.
+ */
+void
+http_stream(struct evhttp_request *req,
+    void (*cb)(struct evhttp_connection *, void *), void *arg)
+{
+	struct watch *w = watch_of(req);
+
+	if (w != NULL)
+		unwatch(w, 0);
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), cb,
+	    arg);
 }
 
 /* ---- answers ---- */
@@ -607,16 +812,21 @@ route(struct evhttp_request *req, void *arg)
 static struct bufferevent *
 on_new_conn(struct event_base *b, void *arg)
 {
-	/* What evhttp makes itself, watched until its first request. */
+	/* What evhttp makes itself, watched from the start. */
 	struct bufferevent *bev = bufferevent_socket_new(b, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
-	struct newconn *nc;
+	struct watch *w;
 
-	if (bev != NULL && (nc = calloc(1, sizeof(*nc))) != NULL) {
+	if (bev != NULL && (w = calloc(1, sizeof(*w))) != NULL) {
 		bufferevent_incref(bev);
-		nc->nc_bev = bev;
-		nc->nc_since = inv_mono_ns();
-		TAILQ_INSERT_TAIL(&freshconns, nc, nc_entry);
+		w->w_bev = bev;
+		w->w_state = W_READING;
+		w->w_since = inv_mono_ns();
+		w->w_cb = evbuffer_add_cb(bufferevent_get_input(bev),
+		    on_input, w);
+		/* See the comment above struct watch. */
+		bufferevent_setwatermark(bev, EV_READ, 0, READ_MAX);
+		TAILQ_INSERT_TAIL(&fresh, w, w_entry);
 		event_active(adopt_ev, EV_TIMEOUT, 0);
 	}
 	return bev;
@@ -625,35 +835,26 @@ on_new_conn(struct event_base *b, void *arg)
 static void
 on_sweep(evutil_socket_t fd0, short what, void *arg)
 {
-	static const char timeout[] = "HTTP/1.1 408 Request Timeout\r\n"
-	    "Content-Type: application/json\r\nConnection: close\r\n"
-	    "Content-Length: 46\r\n\r\n"
-	    "{\"error\":\"the request took too long to come\"}\n";
-	struct newconn *nc, *next;
+	struct watch *w, *next;
 	bufferevent_event_cb ecb;
 	int64_t now = inv_mono_ns();
 
 	adopt_fresh();
-	for (nc = TAILQ_FIRST(&newconns); nc != NULL; nc = next) {
-		next = TAILQ_NEXT(nc, nc_entry);
-		bufferevent_getcb(nc->nc_bev, NULL, NULL, &ecb, NULL);
+	for (w = TAILQ_FIRST(&watches); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, w_entry);
+		bufferevent_getcb(w->w_bev, NULL, NULL, &ecb, NULL);
 		if (ecb == NULL) {
 			/* Freed by evhttp without its close callback. */
-			unwatch(nc, 1);
+			unwatch(w, 1);
 			continue;
 		}
-		if (nc->nc_shut || now - nc->nc_since <
-		    (int64_t)FIRST_REQUEST_S * 1000000000)
-			continue;
-		/*
-		 * evhttp has written nothing on it yet, so the answer can go
-		 * straight to the socket; shutting it down makes evhttp read
-		 * end of file and free the connection, which ends the watch.
-		 */
-		count_error(408);
-		(void)write(nc->nc_fd, timeout, sizeof(timeout) - 1);
-		shutdown(nc->nc_fd, SHUT_RDWR);
-		nc->nc_shut = 1;
+		if (w->w_state == W_READING && w->w_since != 0 &&
+		    now - w->w_since >= (int64_t)REQUEST_S * 1000000000)
+			cut_off(w, 408);
+		else if (w->w_state == W_SHUT &&
+		    now - w->w_since >= (int64_t)LINGER_S * 1000000000)
+			/* Runs on_watched_close(), which frees w. */
+			evhttp_connection_free(w->w_conn);
 	}
 }
 
@@ -784,14 +985,14 @@ http_stop_accepting(void)
 void
 http_stop(void)
 {
-	struct newconn *nc;
+	struct watch *w;
 
 	if (http != NULL)
 		evhttp_free(http);
 	http = NULL;
 	/* Freeing evhttp closed the filed ones; these it had not made. */
-	while ((nc = TAILQ_FIRST(&freshconns)) != NULL)
-		unwatch(nc, 0);
+	while ((w = TAILQ_FIRST(&fresh)) != NULL)
+		unwatch(w, 0);
 	free(watched);
 	watched = NULL;
 	nwatched = 0;

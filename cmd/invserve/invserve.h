@@ -75,6 +75,8 @@ void		 http_error(struct evhttp_request *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 void		 http_cors(struct evhttp_request *);
 int		 http_same_origin(struct evhttp_request *);
+void		 http_stream(struct evhttp_request *,
+		    void (*)(struct evhttp_connection *, void *), void *);
 uint32_t	 jitter(uint32_t);
 
 /* frame.c */

@@ -568,7 +568,7 @@ sse_open(struct evhttp_request *req)
 	http_cors(req);
 	evhttp_send_reply_start(req, 200, "OK");
 	cl->cl_chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
-	evhttp_connection_set_closecb(conn, on_close, cl);
+	http_stream(req, on_close, cl);
 	/*
 	 * Watch for the peer closing (evhttp stopped reading when the
 	 * request arrived) without a read timeout, which would end an
