@@ -12,9 +12,13 @@ load sse
 setup_file() { sse_install; }
 setup() {
 	sse_setup
-	REDIS_STOPPED=
+	REDIS_STOPPED= PD=
 }
 teardown() {
+	# what the proxy said, when a test failed
+	if [ -z "${BATS_TEST_COMPLETED:-}" ] && [ -n "${PD:-}" ]; then
+		tail -n 20 "$PD"/stderr "$PD"/error.log 2>/dev/null || true
+	fi
 	stop_pids
 	[ -z "$REDIS_STOPPED" ] || redis_up
 }
@@ -335,3 +339,39 @@ failover_test() {
 
 @test "nginx: one invserve killed, its clients resume on the other" { failover_test nginx; }
 @test "haproxy: one invserve killed, the check takes it out, clients resume on the other" { failover_test haproxy; }
+
+# ---- a quiet stream ----
+
+@test "both proxies: a quiet stream stays open, the heartbeat passes, then the next invoice" {
+	two_servers
+	nginx_up
+	NP=$P
+	haproxy_up
+	HP=$P
+	# the stream as bytes, and as an EventSource, through each
+	curl -sN "$NP/events" > "$T/n.raw" 3>&- &
+	nc=$!
+	curl -sN "$HP/events" > "$T/h.raw" 3>&- &
+	hc=$!
+	PIDS="$PIDS $nc $hc"
+	client "$NP/events" --out "$T/n" --count 1 --timeout 60
+	n=$CLIENT_PID
+	client "$HP/events" --out "$T/h" --count 1 --timeout 60
+	h=$CLIENT_PID
+	# nothing but the heartbeat for up to 15 s
+	wait_for 30 grep -qx ': heartbeat' "$T/n.raw"
+	wait_for 30 grep -qx ': heartbeat' "$T/h.raw"
+	feed 1 10
+	fed
+	wait $n
+	wait $h
+	# one connection each, held through the quiet time
+	[ "$(grep -cx open "$T/n")" -eq 1 ]
+	[ "$(grep -cx open "$T/h")" -eq 1 ]
+	[ "$(ids_of "$T/n")" = 1 ]
+	[ "$(ids_of "$T/h")" = 1 ]
+	kill -0 "$nc"
+	kill -0 "$hc"
+	wait_for 10 grep -qx 'id: 1' "$T/n.raw"
+	wait_for 10 grep -qx 'id: 1' "$T/h.raw"
+}
