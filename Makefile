@@ -35,11 +35,16 @@ LIBS       = $(PKG_LIBS) -lm
 LAZY_PQ   := invstats invctl
 LIBS_LAZY := $(shell pkg-config --libs $(filter-out libpq,$(PKGS)) \
              2>/dev/null) -ldl -lpthread -lm
+# lib/gnutls.c keeps libpq's GnuTLS (through libldap) from initialising
+# itself at load: in every program, outside libinv.a, and exported so
+# that a libpq mapped later by lib/pq.c finds it as well.
+PROG_OBJ  := lib/gnutls.o
+PROG_LDFLAGS = -Wl,--export-dynamic-symbol=_gnutls_global_init_skip
 
 # Every directory under cmd/ is one program, built as cmd/NAME/NAME.
 PROGS     := $(notdir $(wildcard cmd/*))
 BINS      := $(foreach p,$(PROGS),cmd/$(p)/$(p))
-LIB_SRC   := $(filter-out lib/pq.c,$(wildcard lib/*.c))
+LIB_SRC   := $(filter-out lib/pq.c $(PROG_OBJ:.o=.c),$(wildcard lib/*.c))
 LIB_OBJ   := $(LIB_SRC:.c=.o)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRC:.c=)
@@ -57,8 +62,8 @@ lib/libinv.a: $(LIB_OBJ)
 
 define prog_rule
 cmd/$(1)/$(1): $(patsubst %.c,%.o,$(wildcard cmd/$(1)/*.c)) \
-    $(if $(filter $(1),$(LAZY_PQ)),lib/pq.o) lib/libinv.a
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(if $$(filter $(1),$$(LAZY_PQ)),$$(LIBS_LAZY),$$(LIBS))
+    $(if $(filter $(1),$(LAZY_PQ)),lib/pq.o) $(PROG_OBJ) lib/libinv.a
+	$$(CC) $$(LDFLAGS) $$(PROG_LDFLAGS) -o $$@ $$^ $$(if $$(filter $(1),$$(LAZY_PQ)),$$(LIBS_LAZY),$$(LIBS))
 $(1): cmd/$(1)/$(1)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))

@@ -4,8 +4,10 @@
 # than the default (50/s for 30 s, shown at 20/s, so the backlog grows to
 # 900 and drains, as in a real cycle), with one SSE client reading the
 # stream. Every 0.25 s the resident memory (VmRSS) of invctl and each of
-# its children is read and summed, and PSS too (shared library pages
-# counted once over the processes that share them). The anchor is the
+# its children is read and summed, with its split into anonymous pages
+# and the pages of files (RssAnon, RssFile: libraries mostly), and PSS
+# too (shared library pages counted once over the processes that share
+# them). The anchor is the
 # same run's redis-server: one small C server holding the stack's keys.
 # About 80 s. Run: sh bench/stack.sh
 set -eu
@@ -31,8 +33,9 @@ client=$!
 
 python3 - "$up" "$(cat "$INV_SERVERS_DIR/redis.pid")" "$bench_tmp/done" \
     > "$bench_tmp/samples" <<'PY' &
-# One line a sample: for each process of the stack "name rss pss" (KiB),
-# then "redis-server rss pss". Stops when the file argv[3] exists.
+# One line a sample: for each process of the stack "name rss pss anon
+# file" (KiB), then the same for redis-server. Stops when the file
+# argv[3] exists.
 import os, sys, time
 root, redis, done = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def kib(pid, path, key):
@@ -66,8 +69,10 @@ while not os.path.exists(done):
             name = open("/proc/%d/comm" % p).read().strip()
         except OSError:
             continue
-        row.append("%s %d %d" % (name, kib(p, "status", "VmRSS:"),
-                                 kib(p, "smaps_rollup", "Pss:")))
+        row.append("%s %d %d %d %d" % (name, kib(p, "status", "VmRSS:"),
+                                       kib(p, "smaps_rollup", "Pss:"),
+                                       kib(p, "status", "RssAnon:"),
+                                       kib(p, "status", "RssFile:")))
     print(",".join(row), flush=True)
     time.sleep(0.25)
 PY
@@ -105,7 +110,7 @@ BEGIN { FS = "," }
 		if (name == "redis-server") { r = f[2]; rp = f[3]; continue }
 		n = ++seen[name]
 		key = n > 1 ? name " #" n : name
-		if (f[2] > peak[key]) peak[key] = f[2]
+		if (f[2] > peak[key]) { peak[key] = f[2]; anon[key] = f[4]; file[key] = f[5] }
 		if (!(key in order)) { order[key] = ++nk; keys[nk] = key }
 		rss += f[2]; pss += f[3]
 	}
@@ -117,8 +122,8 @@ BEGIN { FS = "," }
 }
 END {
 	printf "stack during one cycle: 1500 invoices at 50/s shown at 20/s, %.1f s, %d samples\n", cycle / 1000, samples
-	printf "%-34s %10s\n", "process (peak)", "RSS KiB"
-	for (i = 1; i <= nk; i++) printf "  %-32s %10d\n", keys[i], peak[keys[i]]
+	printf "%-34s %10s %10s %10s\n", "process (peak)", "RSS KiB", "anon", "file"
+	for (i = 1; i <= nk; i++) printf "  %-32s %10d %10d %10d\n", keys[i], peak[keys[i]], anon[keys[i]], file[keys[i]]
 	printf "%-34s %10d\n", "stack, peak of the sums", maxrss
 	printf "%-34s %10d\n", "stack, mean of the sums", sumrss / samples
 	printf "%-34s %10d\n", "stack PSS, peak of the sums", maxpss

@@ -1,13 +1,17 @@
 /*
  * Strict number parsing (strtonum from libbsd underneath), clocks, time
- * formatting, and a small PRNG whose output depends on nothing but its
- * seed, so --seed reproduces a run byte for byte on any machine.
+ * formatting, a small PRNG whose output depends on nothing but its
+ * seed, so --seed reproduces a run byte for byte on any machine, and
+ * the heap given back after a burst.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__		/* defined by the headers above */
+#include <malloc.h>
+#endif
 
 #include "util.h"
 
@@ -207,6 +211,36 @@ inv_getenv(const char *name)
 	const char *v = getenv(name);
 
 	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/*
+ * Give the heap's free pages back to the system after a burst. glibc's
+ * free() returns memory only from the top of the heap, and small chunks
+ * wait in their bins unmerged, so a server whose heap once held a burst
+ * (a thousand clients leaving at once, each with a read buffer for its
+ * end of file; queues that grew while a client was slow) would keep that
+ * high-water mark resident for good. malloc_trim(0) merges the free
+ * chunks and gives back every whole free page. It walks them all, so it
+ * runs only when the free memory has grown by min bytes since it last
+ * ran; meant for a timer. Elsewhere than glibc it does nothing.
+ */
+void
+inv_heap_trim(size_t min)
+{
+#ifdef __GLIBC__
+	static size_t after;	/* free bytes in the heap when it last ran */
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks < after + min) {
+		if (mi.fordblks < after)
+			after = mi.fordblks;	/* reused meanwhile */
+		return;
+	}
+	malloc_trim(0);
+	after = mallinfo2().fordblks;
+#else
+	(void)min;
+#endif
 }
 
 static uint64_t

@@ -28,6 +28,7 @@ char	*inv_time_format(int64_t, char *, size_t);
 int	 inv_time_parse(const char *, int64_t *);
 int	 inv_sched_slice(int64_t);
 const char *inv_getenv(const char *);
+void	 inv_heap_trim(size_t);
 
 /* xoshiro256**, seeded through splitmix64: fast, and the same everywhere. */
 struct inv_rng {

@@ -25,6 +25,7 @@
 
 #define FD_RESERVE	256	/* descriptors beyond the SSE clients */
 #define GRACE_MS	500	/* for the last retry: lines to go out */
+#define TRIM_MIN	(256 << 10)	/* free heap that is worth giving back */
 
 struct config	 cfg = {
 	.backfill = 50,
@@ -36,7 +37,7 @@ struct metrics	 stats;
 struct event_base *base;
 
 static int	 stopping;
-static struct event *grace;
+static struct event *grace, *trim;
 
 static _Noreturn void
 usage(int code)
@@ -77,6 +78,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	http_stop_accepting();
 	sse_shutdown();
 	evtimer_add(grace, &tv);
+}
+
+/* Every second: what a burst of clients left in the heap goes back. */
+static void
+on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	inv_heap_trim(TRIM_MIN);
 }
 
 /* Redis channels: stats go straight out, state is read whole again. */
@@ -206,6 +214,7 @@ main(int argc, char *argv[])
 	struct sockaddr_storage ss;
 	int sslen;
 	struct event *sigterm, *sigint;
+	struct timeval second = { 1, 0 };
 	int ch;
 
 	inv_setprogname(argv[0]);
@@ -347,6 +356,8 @@ main(int argc, char *argv[])
 	sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(base, SIGINT, on_signal, NULL);
 	grace = evtimer_new(base, on_grace, NULL);
+	trim = event_new(base, -1, EV_PERSIST, on_trim, NULL);
+	evtimer_add(trim, &second);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -529,6 +530,44 @@ shed(struct evhttp_request *req)
 	evbuffer_free(body);
 }
 
+/*
+ * Write what a new stream has queued (its headers, retry, state, stats
+ * and backfill) to the socket now, not on the loop's next turn. When
+ * many clients connect at once, every one's first bytes would wait for
+ * that turn all at the same time, in buffers allocated between the
+ * ones each connection keeps for its life; freed afterwards they left
+ * holes that kept the heap's pages resident, as much again as what the
+ * clients hold. What the socket does not take waits in the output
+ * buffer as before, and an error is libevent's to see and close on.
+ * Only after a write that asks for no callback when it is done: the
+ * bufferevent runs evhttp's only when it writes the last byte itself.
+ */
+static void
+client_push(struct client *cl)
+{
+	(void)evbuffer_write(out(cl), cl->cl_fd);
+}
+
+/*
+ * An open stream's request headers, and its response headers once
+ * sent, are read no more, yet would stay for as long as it is open (a
+ * browser sends 0.5-1 KiB of them). Only what evhttp reads when a stream
+ * ends is kept: whether the connection closes after it.
+ */
+static void
+headers_prune(struct evkeyvalq *h)
+{
+	struct evkeyval *kv, *next;
+
+	for (kv = TAILQ_FIRST(h); kv != NULL; kv = next) {
+		next = TAILQ_NEXT(kv, next);
+		/* Earlier headers of the same name went already: this is kv. */
+		if (strcasecmp(kv->key, "Connection") != 0 &&
+		    strcasecmp(kv->key, "Proxy-Connection") != 0)
+			evhttp_remove_header(h, kv->key);
+	}
+}
+
 void
 sse_open(struct evhttp_request *req)
 {
@@ -568,6 +607,8 @@ sse_open(struct evhttp_request *req)
 	http_cors(req);
 	evhttp_send_reply_start(req, 200, "OK");
 	cl->cl_chunked = evhttp_find_header(h, "Transfer-Encoding") != NULL;
+	headers_prune(h);
+	headers_prune(evhttp_request_get_input_headers(req));
 	http_stream(req, on_close, cl);
 	/*
 	 * Watch for the peer closing (evhttp stopped reading when the
@@ -600,6 +641,7 @@ sse_open(struct evhttp_request *req)
 	if (resume == 0) {
 		queue_backfill(cl);
 		flush_to(cl, NULL);
+		client_push(cl);
 		go_live(cl);
 		return;
 	}
@@ -608,6 +650,7 @@ sse_open(struct evhttp_request *req)
 	if (last >= served) {
 		/* Up to date (or ahead: it only gets newer ids). */
 		flush_to(cl, NULL);
+		client_push(cl);
 		go_live(cl);
 		return;
 	}
