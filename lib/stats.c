@@ -128,14 +128,18 @@ static const char count_lua[] =
  * The hash and the size of the set, in one snapshot. KEYS[1] NS:stats,
  * KEYS[2] NS:stats:ids. Returns {count, subtotal, vat, total, last_id,
  * floor, ids counted above the floor}, or {} without a complete hash.
- * A hash from before the floor existed has its floor at last_id.
+ * A hash from before the floor existed has its floor at last_id. A set
+ * from before the ids were padded (each id its own score) is no
+ * complete hash either: its members are not found by their padded
+ * names, so its ids would be counted again; it is rebuilt.
  */
 static const char read_lua[] =
 	"local r = redis.call('HMGET', KEYS[1], 'count', 'subtotal', 'vat',"
 	" 'total', 'last_id', 'floor')\n"
 	"for i = 1, 5 do if not r[i] then return {} end end\n"
-	"return {r[1], r[2], r[3], r[4], r[5], r[6] or r[5],"
-	" tostring(redis.call('ZCARD', KEYS[2]))}\n";
+	"local n = redis.call('ZCARD', KEYS[2])\n"
+	"if redis.call('ZCOUNT', KEYS[2], 0, 0) ~= n then return {} end\n"
+	"return {r[1], r[2], r[3], r[4], r[5], r[6] or r[5], tostring(n)}\n";
 
 /*
  * Catch-up with nothing counted above the floor: add the aggregate of
