@@ -440,13 +440,26 @@ has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
 }
 
 @test "one invstats on the merged output of two invgen: exact to the cent" {
-	# 6 s each, so the two overlap even when one starts seconds late on
-	# a busy machine (at 300/s for 3 s, one once finished first)
-	{ invgen -q -r 100 -n 600 & invgen -q -r 100 -n 600 & wait; } |
-	    invstats > "$T/out"
-	has_lines 1200 "$T/out"
+	# Two writers at the same rate print nearly in id order, and at a
+	# steady phase exactly so (each reserves its id just before it
+	# prints): the second writer's lines come late instead, once the
+	# first has printed ids above all of them, one write a line
+	above() { [ "$(tail -n 1 "$1" | cut -d, -f1 | cut -d: -f2)" -gt "$2" ] 2>/dev/null; }
+	{
+		invgen -q -r 100 -n 600 | tee "$T/a" &
+		{
+			sleep 0.5
+			invgen -q -r 0 -n 300 > "$T/b"
+			wait_for 30 above "$T/a" "$(tail -n 1 "$T/b" | cut -d, -f1 | cut -d: -f2)"
+			while IFS= read -r l; do printf '%s\n' "$l"; done < "$T/b"
+		} &
+		wait
+	} | invstats > "$T/out"
+	has_lines 900 "$T/out"
+	sort "$T/out" | cmp - <(cat "$T/a" "$T/b" | sort)
 	# the lines really interleave: ids do not come in order
 	[ "$(jq .id "$T/out" | sort -n | cmp - <(jq .id "$T/out") && echo sorted)" != sorted ]
+	[ "$(db -c 'SELECT count(*) FROM invoices')" -eq 900 ]
 	[ "$(stats_redis)" = "$(stats_db)" ]
 }
 
