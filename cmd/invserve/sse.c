@@ -531,24 +531,6 @@ shed(struct evhttp_request *req)
 }
 
 /*
- * Write what a new stream has queued (its headers, retry, state, stats
- * and backfill) to the socket now, not on the loop's next turn. When
- * many clients connect at once, every one's first bytes would wait for
- * that turn all at the same time, in buffers allocated between the
- * ones each connection keeps for its life; freed afterwards they left
- * holes that kept the heap's pages resident, as much again as what the
- * clients hold. What the socket does not take waits in the output
- * buffer as before, and an error is libevent's to see and close on.
- * Only after a write that asks for no callback when it is done: the
- * bufferevent runs evhttp's only when it writes the last byte itself.
- */
-static void
-client_push(struct client *cl)
-{
-	(void)evbuffer_write(out(cl), cl->cl_fd);
-}
-
-/*
  * An open stream's request headers, and its response headers once
  * sent, are read no more, yet would stay for as long as it is open (a
  * browser sends 0.5-1 KiB of them). Only what evhttp reads when a stream
@@ -641,7 +623,6 @@ sse_open(struct evhttp_request *req)
 	if (resume == 0) {
 		queue_backfill(cl);
 		flush_to(cl, NULL);
-		client_push(cl);
 		go_live(cl);
 		return;
 	}
@@ -650,7 +631,6 @@ sse_open(struct evhttp_request *req)
 	if (last >= served) {
 		/* Up to date (or ahead: it only gets newer ids). */
 		flush_to(cl, NULL);
-		client_push(cl);
 		go_live(cl);
 		return;
 	}
