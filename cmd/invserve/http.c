@@ -160,7 +160,10 @@ on_watched_close(struct evhttp_connection *conn, void *arg)
  * it reads the answer rather than a reset) until it closes, evhttp's
  * timeout, or LINGER_S. Nothing of evhttp's is on the way out when a
  * request is still being read; should evhttp be answering one itself
- * (its own 400), it is left to that.
+ * (its own 400), it is left to that. The answer is one write that may
+ * fall short: a client that pipelined past HEAD_MAX behind an answer it
+ * has not read, so that the socket is still full, gets what fits and
+ * the end of the stream, never a buffer held for it.
  */
 static void
 cut_off(struct watch *w, int code)
@@ -844,7 +847,11 @@ on_sweep(evutil_socket_t fd0, short what, void *arg)
 		next = TAILQ_NEXT(w, w_entry);
 		bufferevent_getcb(w->w_bev, NULL, NULL, &ecb, NULL);
 		if (ecb == NULL) {
-			/* Freed by evhttp without its close callback. */
+			/*
+			 * Freed by evhttp without its close callback, and
+			 * with it any request it was answering.
+			 */
+			w->w_req = NULL;
 			unwatch(w, 1);
 			continue;
 		}
