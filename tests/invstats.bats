@@ -444,13 +444,14 @@ has_lines() { [ "$(wc -l < "$2")" -eq "$1" ]; }
 	# steady phase exactly so (each reserves its id just before it
 	# prints): the second writer's lines come late instead, once the
 	# first has printed ids above all of them, one write a line
-	above() { [ "$(tail -n 1 "$1" | cut -d, -f1 | cut -d: -f2)" -gt "$2" ] 2>/dev/null; }
+	last_id() { tail -n 1 "$1" | cut -d, -f1 | cut -d: -f2; }
+	above() { [ "$(last_id "$1")" -gt "$2" ] 2>/dev/null; }
 	{
 		invgen -q -r 100 -n 600 | tee "$T/a" &
 		{
 			sleep 0.5
 			invgen -q -r 0 -n 300 > "$T/b"
-			wait_for 30 above "$T/a" "$(tail -n 1 "$T/b" | cut -d, -f1 | cut -d: -f2)"
+			wait_for 30 above "$T/a" "$(last_id "$T/b")"
 			while IFS= read -r l; do printf '%s\n' "$l"; done < "$T/b"
 		} &
 		wait
